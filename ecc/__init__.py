@@ -1,0 +1,3 @@
+"""ecc: compile libbpf CO-RE programs into eunomia-format packages."""
+
+__version__ = "0.1.0"

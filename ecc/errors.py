@@ -1,0 +1,57 @@
+"""Every error a user can fix, with the exit status the CLI gives it.
+
+The CLI prints ``ecc: error: <message>`` and exits with ``exit_code``; a
+traceback only with ``-v``. Anything that is not an ``EccError`` is a bug.
+"""
+
+from __future__ import annotations
+
+
+class EccError(Exception):
+    """A failure the user can act on; the message says what and how.
+
+    ``details`` is extra text a tool printed (clang's diagnostics, a verifier
+    log) that the CLI shows above the one-line message.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, details: str | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ToolNotFoundError(EccError):
+    """A required external program (clang, llvm-strip, bpftool) is missing."""
+
+
+class CompileError(EccError):
+    """clang or llvm-strip failed on the user's source."""
+
+
+class BtfError(EccError):
+    """Malformed or unexpected BTF; the message names the type id or offset."""
+
+
+class ElfError(EccError):
+    """Malformed BPF ELF object."""
+
+
+class PackageError(EccError):
+    """A package (package.json / .skel.json / tar) is malformed."""
+
+
+class AnnotationError(EccError):
+    """A doc-comment annotation is invalid (bad cmdarg, clashing options)."""
+
+
+class KernelLimitError(EccError):
+    """The running kernel refuses something (load, attach) for a known reason."""
+
+
+class LibbpfError(EccError):
+    """A libbpf call failed; carries the errno."""
+
+    def __init__(self, message: str, errno: int = 0, details: str | None = None) -> None:
+        super().__init__(message, details)
+        self.errno = errno

@@ -1,0 +1,80 @@
+"""Golden cases: each tests/cases/<name>/ builds to the meta in its expected.json.
+
+`pytest --update-golden` rewrites expected.json from the actual result; review
+with `git diff tests/cases`. CI never passes the flag.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builds import CASES, Built, all_units
+
+SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "spec" / "package.schema.json"
+CASE_NAMES = [u.name for u in all_units(CASES)]
+
+
+def package_schema() -> dict[str, Any]:
+    """The spec's schema, with the one deviation libbpf forces on us.
+
+    libbpf (1.x) finds a custom global-data map (`.data.*`, `.rodata.*`,
+    `.bss.*`) only by its full ELF section name, however long: the 15-character
+    limit holds for the kernel-side name, not for the name a loader looks up.
+    So a map name holding a second dot may be longer than 15 characters.
+    """
+    schema = json.loads(SCHEMA.read_text())
+    name = schema["$defs"]["map"]["properties"]["name"]
+    name.pop("maxLength")
+    name["anyOf"] = [{"maxLength": 15}, {"pattern": "^\\.(data|rodata|bss)\\..+$"}]
+    return schema
+
+
+def normalized(meta: dict[str, Any]) -> dict[str, Any]:
+    """The meta with the compiler's version blanked, so a release does not touch every case."""
+    out = dict(meta)
+    if "eunomia_version" in out:
+        out["eunomia_version"] = "*"
+    return out
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_golden_meta(name: str, built: dict[str, Built], request: pytest.FixtureRequest) -> None:
+    case = built[f"cases/{name}"]
+    expected_file = CASES / name / "expected.json"
+    if case.error is not None:
+        expected_error = CASES / name / "expected-error.txt"
+        if expected_error.is_file() and not request.config.getoption("--update-golden"):
+            assert str(case.error) == expected_error.read_text().strip()
+            return
+        raise case.error
+    assert case.result is not None
+    actual = normalized(case.result.meta)
+    if request.config.getoption("--update-golden"):
+        expected_file.write_text(json.dumps(actual, indent=2, ensure_ascii=False) + "\n")
+    assert expected_file.is_file(), f"{expected_file} missing: run pytest --update-golden"
+    assert actual == json.loads(expected_file.read_text())
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_package_files(name: str, built: dict[str, Built]) -> None:
+    """package.json validates against the schema and agrees with .skel.json and the .bpf.o."""
+    import base64
+    import zlib
+
+    import jsonschema
+
+    case = built[f"cases/{name}"]
+    if case.result is None:
+        pytest.skip("the case is an expected build error")
+    package = json.loads(case.package.read_text())
+    jsonschema.validate(package, package_schema())
+    obj = zlib.decompress(base64.b64decode(package["bpf_object"]))
+    assert len(obj) == package["bpf_object_size"]
+    stem = case.unit.source.name.split(".", 1)[0]
+    assert (case.out_dir / f"{stem}.bpf.o").read_bytes() == obj
+    assert json.loads((case.out_dir / f"{stem}.skel.json").read_text()) == package["meta"]
+    produced = sorted(p.name for p in case.out_dir.iterdir())
+    assert produced == sorted([f"{stem}.bpf.o", f"{stem}.skel.json", "package.json"])
