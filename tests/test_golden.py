@@ -18,17 +18,16 @@ CASE_NAMES = [u.name for u in all_units(CASES)]
 
 
 def package_schema() -> dict[str, Any]:
-    """The spec's schema, with the one deviation libbpf forces on us.
+    """The spec's schema, less the one rule libbpf contradicts.
 
-    libbpf (1.x) finds a custom global-data map (`.data.*`, `.rodata.*`,
-    `.bss.*`) only by its full ELF section name, however long: the 15-character
-    limit holds for the kernel-side name, not for the name a loader looks up.
-    So a map name holding a second dot may be longer than 15 characters.
+    The schema caps a map name at 15 characters (the kernel's limit). But libbpf
+    (1.x) names a `.maps` map by its full variable name and a custom
+    global-data map (`.data.*`, `.rodata.*`, `.bss.*`) by its full ELF section
+    name, and bpf_object__find_map_by_name finds them only by those full names;
+    only the kernel's copy is cut to 15. So the name a loader needs may be longer.
     """
     schema = json.loads(SCHEMA.read_text())
-    name = schema["$defs"]["map"]["properties"]["name"]
-    name.pop("maxLength")
-    name["anyOf"] = [{"maxLength": 15}, {"pattern": "^\\.(data|rodata|bss)\\..+$"}]
+    schema["$defs"]["map"]["properties"]["name"].pop("maxLength")
     return schema
 
 

@@ -1,0 +1,201 @@
+"""``ecc build``: compile -> read the object -> meta -> write the package (spec section 1)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..errors import EccError
+
+log = logging.getLogger("ecc")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    source: str
+    export_header: str | None = None
+    output_dir: str | None = None
+    yaml: bool = False
+    header_only: bool = False
+    wasm_header: bool = False
+    workspace: str | None = None
+    cflags: tuple[str, ...] = ()
+    clang: str | None = None
+    llvm_strip: str | None = None
+    bpftool: str | None = None
+    no_package_json: bool = False
+    arch: str | None = None
+    vmlinux: str | None = None
+    no_doc: bool = False
+
+
+@dataclass
+class BuildResult:
+    outputs: list[str]
+    meta: dict[str, Any]
+    object_bytes: bytes
+    warnings: list[str] = field(default_factory=list)
+    diagnostics: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise EccError(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise EccError(f"{what} {path}: is a directory, expected a file") from None
+    except OSError as exc:
+        raise EccError(f"{what} {path}: cannot read it ({exc.strerror})") from exc
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = now - self._last
+        self._last = now
+
+
+def build(opts: BuildOptions) -> BuildResult:
+    from ..btf import parse_btf
+    from ..elf import read_object
+    from ..meta import names
+    from ..meta.skel import ExportSpec, build_meta, exported_struct_names
+    from . import compile as cc
+    from . import tools, vmlinux
+
+    timer = _Timer()
+    source = opts.source
+    source_text = _read_text(source, "source file")
+    header = opts.export_header
+    if opts.header_only:
+        if header is not None:
+            raise EccError("--header-only takes the header as the only input; drop the second file")
+        header = source
+    header_text = _read_text(header, "export header") if header else None
+
+    out_dir = os.path.abspath(opts.output_dir or os.path.dirname(os.path.abspath(source)))
+    if not os.path.isdir(out_dir):
+        if opts.output_dir is None or os.path.exists(out_dir):
+            raise EccError(f"output folder {out_dir} is not a directory")
+        os.makedirs(out_dir, exist_ok=True)
+
+    clang = tools.find_tool("clang", opts.clang)
+    llvm_strip = tools.find_tool("llvm-strip", opts.llvm_strip)
+    arch = opts.arch or cc.host_arch()
+    if arch not in cc.TARGET_ARCHES:
+        raise EccError(f"--arch {arch}: unknown; use one of {', '.join(cc.TARGET_ARCHES)}")
+
+    export: ExportSpec | None = None
+    if header_text is not None and header is not None:
+        export = ExportSpec(os.path.basename(header), exported_struct_names(header_text))
+
+    source_dir = os.path.dirname(os.path.abspath(source))
+    own_ws = opts.workspace is None
+    workspace = tempfile.mkdtemp(prefix="ecc-") if own_ws else os.path.abspath(
+        opts.workspace or "")
+    if not own_ws:
+        os.makedirs(workspace, exist_ok=True)
+    try:
+        include_dirs: list[str] = []
+        wants_vmlinux = vmlinux.includes_vmlinux(source_text) or (
+            header_text is not None and vmlinux.includes_vmlinux(header_text))
+        if opts.vmlinux:
+            include_dirs.append(vmlinux.header_dir_for(opts.vmlinux, workspace))
+        elif wants_vmlinux and not vmlinux.has_own_vmlinux(source_dir, opts.cflags):
+            include_dirs.append(vmlinux.generated_header_dir(
+                source_name=os.path.basename(source), bpftool=opts.bpftool))
+        timer.lap("prepare")
+
+        stem = names.stem(source)
+        wrapper = os.path.join(workspace, f"{stem}.ecc.c")
+        with open(wrapper, "w") as fh:
+            fh.write(cc.wrapper_source(source, export.struct_names if export else ()))
+        raw_obj = os.path.join(workspace, f"{stem}.unstripped.o")
+        final_obj = os.path.join(workspace, names.object_file_name(source))
+        req = cc.CompileRequest(
+            wrapper=wrapper, output=raw_obj, source_dir=source_dir, arch=arch,
+            include_dirs=tuple(include_dirs), cflags=tuple(opts.cflags),
+        )
+        running = cc.start_compile(clang, req, display_name=os.path.basename(source))
+        try:
+            # While clang works, do everything that does not need its output: the
+            # imports of the readers and the doc-comment scan. It overlaps on a
+            # second core instead of adding to the build's wall time.
+            docs = None if opts.no_doc else _prepare_docs(source_text)
+            _import_readers()
+        except BaseException:
+            running.kill()
+            raise
+        diagnostics = cc.finish_compile(running, req, display_name=os.path.basename(source))
+        timer.lap("clang")
+        cc.strip_debug(llvm_strip, raw_obj, final_obj)
+        with open(final_obj, "rb") as fh:
+            obj_bytes = fh.read()
+        timer.lap("strip")
+    finally:
+        if own_ws:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+    obj = read_object(obj_bytes)
+    btf = parse_btf(obj.btf) if obj.btf is not None else None
+    object_name = names.obj_name(names.object_file_name(source))
+    meta = build_meta(obj, btf, object_name=object_name, version=__version__, export=export)
+    timer.lap("read")
+    warnings: list[str] = []
+    if not opts.no_doc:
+        from ..meta.annotate import apply_doc_comments
+
+        warnings += apply_doc_comments(meta, docs or (), source)
+        timer.lap("doc")
+
+    outputs = write_outputs(opts, out_dir, stem, obj_bytes, meta)
+    timer.lap("write")
+    return BuildResult(outputs, meta, obj_bytes, warnings, diagnostics, timer.timings)
+
+
+def _prepare_docs(source_text: str) -> tuple[Any, ...]:
+    from ..doc_comments import extract_doc_comments
+
+    return extract_doc_comments(source_text)
+
+
+def _import_readers() -> None:
+    from .. import elf, package  # noqa: F401
+    from ..btf import parse  # noqa: F401
+    from ..meta import annotate, skel  # noqa: F401
+    from elftools.elf import elffile  # noqa: F401
+
+
+def write_outputs(opts: BuildOptions, out_dir: str, stem: str, obj_bytes: bytes,
+                  meta: dict[str, Any]) -> list[str]:
+    """Everything is encoded in memory first, so a failure writes nothing at all."""
+    from ..package import dumps_json, dumps_yaml, make_package, wasm_header, write_atomic
+
+    dump = dumps_yaml if opts.yaml else dumps_json
+    ext = "yaml" if opts.yaml else "json"
+    files: list[tuple[str, bytes | str]] = [
+        (os.path.join(out_dir, f"{stem}.bpf.o"), obj_bytes),
+        (os.path.join(out_dir, f"{stem}.skel.{ext}"), dump(meta)),
+    ]
+    if not opts.no_package_json:
+        package = make_package(obj_bytes, meta)
+        files.append((os.path.join(out_dir, f"package.{ext}"), dump(package)))
+        if opts.wasm_header:
+            files.append((os.path.join(out_dir, "ewasm-skel.h"),
+                          wasm_header(dumps_json(package))))
+    for path, data in files:
+        write_atomic(path, data)
+    return [path for path, _ in files]

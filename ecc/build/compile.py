@@ -1,0 +1,149 @@
+"""clang with the reference flags (spec section 7), through a wrapper translation unit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import CompileError, EccError
+from . import tools
+from .cache import cache_dir
+
+# uname -m -> the __TARGET_ARCH_* suffix libbpf's bpf_tracing.h knows.
+HOST_ARCHES = {
+    "x86_64": "x86", "i386": "x86", "i686": "x86", "amd64": "x86",
+    "aarch64": "arm64", "arm64": "arm64",
+    "ppc64le": "powerpc", "ppc64": "powerpc",
+    "mips": "mips", "mips64": "mips",
+    "riscv64": "riscv",
+    "s390x": "s390",
+    "loongarch64": "loongarch",
+}
+TARGET_ARCHES = ("x86", "arm64", "powerpc", "mips", "riscv", "s390", "loongarch", "arm")
+
+
+def host_arch() -> str:
+    machine = platform.machine().lower()
+    arch = HOST_ARCHES.get(machine)
+    if arch is None:
+        raise EccError(f"unknown host architecture '{machine}'; give one with --arch")
+    return arch
+
+
+def dummy_declarations(struct_names: Sequence[str]) -> str:
+    """One pointer per exported struct, so the struct survives into BTF even if only sizeof'd."""
+    return "".join(
+        f"const volatile struct {name} * __eunomia_dummy_{name}_ptr __attribute__((unused));\n"
+        for name in struct_names
+    )
+
+
+def wrapper_source(user_file: str, struct_names: Sequence[str]) -> str:
+    """A translation unit that includes the user's file by absolute path, then adds our decls.
+
+    The user's file is neither copied nor edited, so clang's diagnostics name it
+    and its lines (we drop the one "In file included from <wrapper>" line).
+    """
+    quoted = json.dumps(os.path.abspath(user_file))
+    return f"#include {quoted}\n{dummy_declarations(struct_names)}"
+
+
+def system_include_dirs(clang: str) -> list[str]:
+    """The host's default include dirs, which ``-target bpf`` would otherwise not search.
+
+    Asking clang costs a process start, so the answer is cached per clang binary.
+    """
+    st = os.stat(clang)
+    key = hashlib.sha256(f"{os.path.realpath(clang)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    cache_file = cache_dir() / "clang" / f"sysinc-{key.hexdigest()[:20]}.json"
+    try:
+        cached = json.loads(cache_file.read_text())
+        if isinstance(cached, list) and all(isinstance(d, str) for d in cached):
+            return cached
+    except (OSError, ValueError):
+        pass
+    result = tools.run([clang, "-v", "-E", "-x", "c", "-", "-o", os.devnull],
+                       what="asking clang for its include directories", input_bytes=b"")
+    dirs = parse_include_dirs(result.stderr.decode(errors="replace"))
+    try:
+        from ..package import write_atomic
+
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(str(cache_file), json.dumps(dirs))
+    except OSError:
+        pass  # a cache we cannot write only costs time
+    return dirs
+
+
+def parse_include_dirs(verbose_output: str) -> list[str]:
+    dirs: list[str] = []
+    inside = False
+    for line in verbose_output.splitlines():
+        if line.startswith("#include <...> search starts here"):
+            inside = True
+        elif line.startswith("End of search list"):
+            break
+        elif inside:
+            dirs.append(line.strip().removesuffix(" (framework directory)"))
+    return dirs
+
+
+@dataclass(frozen=True)
+class CompileRequest:
+    wrapper: str            # path of the generated translation unit
+    output: str             # object clang writes
+    source_dir: str
+    arch: str
+    include_dirs: tuple[str, ...]   # ours (vmlinux.h), searched after the user's
+    cflags: tuple[str, ...]
+
+
+def clang_argv(clang: str, req: CompileRequest, sysinc: Sequence[str]) -> list[str]:
+    argv = [clang, "-g", "-O2", "-target", "bpf", "-Wno-unknown-attributes",
+            f"-D__TARGET_ARCH_{req.arch}"]
+    argv += list(req.cflags)
+    argv.append(f"-I{req.source_dir}")
+    argv += [f"-I{d}" for d in req.include_dirs]
+    for d in sysinc:
+        argv += ["-idirafter", d]
+    argv += ["-c", req.wrapper, "-o", req.output]
+    return argv
+
+
+def start_compile(clang: str, req: CompileRequest, *, display_name: str) -> tools.Running:
+    argv = clang_argv(clang, req, system_include_dirs(clang))
+    return tools.start(argv, what=f"compiling {display_name}", check=False)
+
+
+def finish_compile(running: tools.Running, req: CompileRequest, *, display_name: str) -> str:
+    """Wait for clang; on failure raise CompileError carrying clang's diagnostics."""
+    result = running.wait()
+    diagnostics = clean_diagnostics(result.stderr.decode(errors="replace"), req.wrapper)
+    if result.returncode != 0:
+        errors = len(re.findall(r": (?:fatal )?error: ", diagnostics))
+        summary = f"{errors} error{'s' if errors != 1 else ''}" if errors else "errors"
+        raise CompileError(
+            f"{display_name}: clang reported {summary}; fix the source and build again",
+            details=diagnostics,
+        )
+    return diagnostics
+
+
+def clean_diagnostics(text: str, wrapper: str) -> str:
+    """Drop the lines that would name our wrapper instead of the user's file."""
+    marker = f"In file included from {wrapper}:"
+    return "\n".join(line for line in text.splitlines() if not line.startswith(marker)).strip()
+
+
+def strip_debug(llvm_strip: str, src: str, dst: str) -> None:
+    tools.run([llvm_strip, "-g", src, "-o", dst], what="stripping DWARF (llvm-strip -g)")
+
+
+def ensure_not_empty(path: str) -> None:
+    if os.path.getsize(path) == 0:
+        raise CompileError(f"clang wrote an empty object {path}")

@@ -1,0 +1,105 @@
+"""Finding and running the external toolchain: the project's only subprocess user."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import CompileError, ToolNotFoundError
+
+log = logging.getLogger("ecc")
+
+# Newest first: a versioned binary is preferred over an unversioned one, whose
+# version we do not know (Debian's /usr/bin/llvm-strip may be an older LLVM).
+LLVM_VERSIONS = tuple(range(21, 13, -1))
+
+DEBIAN_PACKAGE = {
+    "clang": "clang-19",
+    "llvm-strip": "llvm-19",
+    "bpftool": "bpftool (from bookworm-backports)",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+
+
+def find_tool(name: str, explicit: str | None = None) -> str:
+    """Absolute path of ``name``: the explicit one, else ``name-N`` newest first, else ``name``."""
+    if explicit:
+        found = shutil.which(explicit)
+        if found is None:
+            raise ToolNotFoundError(f"{name} not found at '{explicit}'; check the path given")
+        return found
+    candidates = [f"{name}-{v}" for v in LLVM_VERSIONS] if name != "bpftool" else []
+    candidates.append(name)
+    if name == "bpftool":
+        candidates.append("/usr/sbin/bpftool")
+    for candidate in candidates:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    package = DEBIAN_PACKAGE.get(name, name)
+    raise ToolNotFoundError(
+        f"{name} not found on PATH; install it (Debian: apt-get install {package}) "
+        f"or name it with the option for it"
+    )
+
+
+class Running:
+    """A tool started in the background, so Python work can overlap with it."""
+
+    def __init__(self, argv: Sequence[str], *, what: str, input_bytes: bytes | None,
+                 cwd: str | None, check: bool) -> None:
+        self.argv = list(argv)
+        self.what = what
+        self.check = check
+        self._input = input_bytes
+        log.info("+ %s", shlex.join(self.argv))
+        self._start = time.perf_counter()
+        try:
+            self._proc = subprocess.Popen(
+                self.argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise ToolNotFoundError(
+                f"{what}: cannot execute '{argv[0]}': {exc.strerror}") from exc
+
+    def wait(self) -> Result:
+        stdout, stderr = self._proc.communicate(self._input)
+        seconds = time.perf_counter() - self._start
+        log.info("  (%s took %.3f s)", os.path.basename(self.argv[0]), seconds)
+        result = Result(self._proc.returncode, stdout, stderr, seconds)
+        if self.check and result.returncode != 0:
+            detail = stderr.decode(errors="replace").strip() or stdout.decode(
+                errors="replace").strip()
+            raise CompileError(f"{self.what} failed (exit {result.returncode})" +
+                               (f":\n{detail}" if detail else ""))
+        return result
+
+    def kill(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.communicate()
+
+
+def start(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
+          cwd: str | None = None, check: bool = True) -> Running:
+    return Running(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check)
+
+
+def run(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
+        cwd: str | None = None, check: bool = True) -> Result:
+    """Run a tool, log it under -v with its time, and raise CompileError when it fails."""
+    return start(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check).wait()

@@ -1,0 +1,87 @@
+"""Supplying vmlinux.h when the program includes it and the user has none."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import EccError
+from . import tools
+from .cache import cache_dir
+
+KERNEL_BTF = "/sys/kernel/btf/vmlinux"
+_INCLUDES_VMLINUX = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]vmlinux\.h[">]', re.M)
+_INCLUDE_FLAGS = ("-I", "-iquote", "-isystem", "-idirafter")
+
+
+def includes_vmlinux(text: str) -> bool:
+    return _INCLUDES_VMLINUX.search(text) is not None
+
+
+def user_include_dirs(source_dir: str, cflags: Sequence[str]) -> list[str]:
+    """Folders where clang would find the user's own vmlinux.h: beside the source, then -I."""
+    dirs = [source_dir]
+    args = list(cflags)
+    for i, arg in enumerate(args):
+        for flag in _INCLUDE_FLAGS:
+            if arg == flag and i + 1 < len(args):
+                dirs.append(args[i + 1])
+            elif arg.startswith(flag) and len(arg) > len(flag) and not arg.startswith("-include"):
+                dirs.append(arg[len(flag):])
+    return dirs
+
+
+def has_own_vmlinux(source_dir: str, cflags: Sequence[str]) -> bool:
+    return any(os.path.isfile(os.path.join(d, "vmlinux.h"))
+               for d in user_include_dirs(source_dir, cflags))
+
+
+def header_dir_for(explicit: str, workspace: str) -> str:
+    """A folder where ``#include "vmlinux.h"`` finds the file the user named with --vmlinux."""
+    path = os.path.abspath(explicit)
+    if not os.path.isfile(path):
+        raise EccError(f"--vmlinux {explicit}: no such file")
+    if os.path.basename(path) == "vmlinux.h":
+        return os.path.dirname(path)
+    link_dir = os.path.join(workspace, "vmlinux-include")
+    os.makedirs(link_dir, exist_ok=True)
+    link = os.path.join(link_dir, "vmlinux.h")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(path, link)
+    return link_dir
+
+
+def generated_header_dir(btf_path: str = KERNEL_BTF, *, source_name: str,
+                         bpftool: str | None = None) -> str:
+    """The cached vmlinux.h generated from the kernel's BTF; made on first use.
+
+    Keyed by the BTF's content so a kernel update makes a new header instead of
+    silently reusing a stale one.
+    """
+    try:
+        btf = Path(btf_path).read_bytes()
+    except OSError as exc:
+        raise EccError(
+            f"{source_name} includes vmlinux.h, but there is none beside it or on -I, and "
+            f"the kernel BTF {btf_path} cannot be read ({exc.strerror}); give one with "
+            f"--vmlinux FILE (made by: bpftool btf dump file <vmlinux> format c)"
+        ) from exc
+    digest = hashlib.sha256(btf).hexdigest()[:24]
+    folder = cache_dir() / "vmlinux" / digest
+    header = folder / "vmlinux.h"
+    if header.is_file() and header.stat().st_size > 0:
+        return str(folder)
+    tool = tools.find_tool("bpftool", bpftool)
+    result = tools.run([tool, "btf", "dump", "file", btf_path, "format", "c"],
+                       what="generating vmlinux.h from the kernel's BTF")
+    if not result.stdout.strip():
+        raise EccError(f"bpftool produced an empty vmlinux.h from {btf_path}")
+    from ..package import write_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(str(header), result.stdout)
+    return str(folder)
