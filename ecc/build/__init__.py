@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
-from ..errors import EccError
+from ..errors import BtfError, EccError, ElfError
 
 log = logging.getLogger("ecc")
 
@@ -149,10 +149,13 @@ def build(opts: BuildOptions) -> BuildResult:
         if own_ws:
             shutil.rmtree(workspace, ignore_errors=True)
 
-    obj = read_object(obj_bytes)
-    btf = parse_btf(obj.btf) if obj.btf is not None else None
     object_name = names.obj_name(names.object_file_name(source))
-    meta = build_meta(obj, btf, object_name=object_name, version=__version__, export=export)
+    try:
+        obj = read_object(obj_bytes)
+        btf = parse_btf(obj.btf) if obj.btf is not None else None
+        meta = build_meta(obj, btf, object_name=object_name, version=__version__, export=export)
+    except (ElfError, BtfError) as exc:
+        raise type(exc)(f"{names.object_file_name(source)}: {exc}") from exc
     timer.lap("read")
     warnings: list[str] = []
     if not opts.no_doc:

@@ -84,8 +84,8 @@ class Running:
         if self.check and result.returncode != 0:
             detail = stderr.decode(errors="replace").strip() or stdout.decode(
                 errors="replace").strip()
-            raise CompileError(f"{self.what} failed (exit {result.returncode})" +
-                               (f":\n{detail}" if detail else ""))
+            raise CompileError(f"{self.what} failed (exit {result.returncode})",
+                               details=detail or None)
         return result
 
     def kill(self) -> None:

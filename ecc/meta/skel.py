@@ -10,7 +10,7 @@ from typing import Any
 from ..btf import Btf, Kind, member_type_str, type_str
 from ..btf.types import Datasec, Struct, Var
 from ..elf import SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, BpfObject
-from ..errors import BtfError, ElfError
+from ..errors import EccError, ElfError
 from . import names
 
 # Internal maps libbpf creates, keyed by the section-name test it applies.
@@ -149,7 +149,7 @@ def collect_export_types(btf: Btf | None, spec: ExportSpec) -> list[dict[str, An
     for struct_name in spec.struct_names:
         found = btf.by_name(struct_name, Kind.STRUCT) if btf is not None else None
         if not isinstance(found, Struct):
-            raise BtfError(
+            raise EccError(
                 f"struct {struct_name} from {spec.header} is not in the compiled object's BTF; "
                 f"make sure the program includes {spec.header} and defines struct {struct_name}"
             )

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import struct
 import ctypes.util
 import errno as _errno
 import logging
@@ -262,6 +263,10 @@ _PROTOTYPES: Final[dict[str, tuple[Any, list[Any]]]] = {
     "bpf_object__close": (None, [_P]),
     "bpf_object__name": (_S, [_P]),
     "bpf_object__btf_fd": (_I, [_P]),
+    "bpf_object__btf": (_P, [_P]),
+    "btf__type_cnt": (_U32, [_P]),
+    "btf__type_by_id": (_P, [_P, _U32]),
+    "btf__name_by_offset": (_S, [_P, _U32]),
     "bpf_object__next_map": (_P, [_P, _P]),
     "bpf_object__next_program": (_P, [_P, _P]),
     "bpf_object__find_map_by_name": (_P, [_P, _S]),
@@ -825,6 +830,21 @@ class BpfObject:
         """fd of the object's BTF in the kernel (after load), or -1."""
         fd = int(self._lib.bpf_object__btf_fd(self._handle()))
         return fd if fd >= 0 else -1
+
+    def btf_type(self, type_id: int) -> tuple[int, str, int] | None:
+        """(kind, name, vlen) of a type in the object's BTF as libbpf reads it, or None.
+
+        libbpf is the independent judge of the type ids a package names.
+        """
+        btf = self._lib.bpf_object__btf(self._handle())
+        if not btf or type_id <= 0 or type_id >= int(self._lib.btf__type_cnt(btf)):
+            return None
+        ptr = self._lib.btf__type_by_id(btf, type_id)
+        if not ptr:
+            return None
+        name_off, info, _ = struct.unpack("=III", ctypes.string_at(ptr, 12))
+        raw = self._lib.btf__name_by_offset(btf, name_off)
+        return (info >> 24) & 0x1F, raw.decode() if raw else "", info & 0xFFFF
 
     def load(self) -> None:
         """bpf_object__load: create maps, load programs.
