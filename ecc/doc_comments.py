@@ -229,7 +229,7 @@ _SPLICE_RE = re.compile(r"\\[^\S\n]*\n")
 _NEWLINE_RE = re.compile(r"\n")
 _DIRECTIVE_NAME_RE = re.compile(r"\s*\#\s*([A-Za-z_]\w*)?(.*)", re.DOTALL)
 _COMMENT_RE = re.compile(r"/\*[\s\S]*?(?:\*/|\Z)|//[^\n]*")
-_INTEGER_RE = re.compile(r"(0[xX][0-9a-fA-F]+|[0-9]+)[uUlL]*")
+_INTEGER_RE = re.compile(r"([\s(]*)(0[xX][0-9a-fA-F]+|[0-9]+)[uUlL]*([\s)]*)")
 
 # ---------------------------------------------------------------------------
 # Words that never name the declared entity
@@ -526,13 +526,10 @@ class _Frame:
 
 def _constant_condition(argument: str) -> bool | None:
     """The value of an #if argument when it is a plain integer, else None."""
-    text = _COMMENT_RE.sub(" ", argument).strip()
-    while text.startswith("(") and text.endswith(")"):
-        text = text[1:-1].strip()
-    match = _INTEGER_RE.fullmatch(text)
-    if match is None:
+    match = _INTEGER_RE.fullmatch(_COMMENT_RE.sub(" ", argument))
+    if match is None or match.group(1).count("(") != match.group(3).count(")"):
         return None
-    digits = match.group(1)
+    digits = match.group(2)
     if digits[:2] in ("0x", "0X"):
         digits = digits[2:]
     # No int(): thousands of digits would trip Python's conversion limit.

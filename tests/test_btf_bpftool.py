@@ -129,7 +129,9 @@ def expected_json(btf: Btf, type_id: int) -> dict[str, Any]:
     elif isinstance(t, Struct | Union):
         members = []
         for m in t.members:
-            bit_offset, bitfield_size = _as_bpftool_member(btf, t, m.type, m.bit_offset, m.bitfield_size)
+            bit_offset, bitfield_size = _as_bpftool_member(
+                btf, t, m.type, m.bit_offset, m.bitfield_size
+            )
             md: dict[str, Any] = {
                 "name": m.name or "(anon)",
                 "type_id": m.type,
@@ -144,7 +146,9 @@ def expected_json(btf: Btf, type_id: int) -> dict[str, Any]:
             encoding="SIGNED" if t.signed else "UNSIGNED",
             size=t.size,
             vlen=len(t.values),
-            values=[{"name": v.name or "(anon)", "val": _bpftool_enum_val(t, v.value)} for v in t.values],
+            values=[
+                {"name": v.name or "(anon)", "val": _bpftool_enum_val(t, v.value)} for v in t.values
+            ],
         )
     elif isinstance(t, Fwd):
         d["fwd_kind"] = "union" if t.is_union else "struct"
@@ -353,9 +357,15 @@ def _mutants(seed_blob: bytes, n: int, seed: int) -> Iterator[tuple[str, bytes]]
         if how == 0:
             off, fmt = rng.choice(fields)
             off = 4 if off == 6 else off
-            value = rng.choice([0, 1, 4, 23, 24, 25, 32, rng.randrange(1 << 8 if fmt == "B" else 1 << 32)])
+            value = rng.choice(
+                [0, 1, 4, 23, 24, 25, 32, rng.randrange(1 << 8 if fmt == "B" else 1 << 32)]
+            )
             if fmt == "I":
-                value = max(0, struct.unpack_from(order + "I", b, off)[0] + rng.randint(-16, 16)) if rng.random() < 0.5 else value
+                value = (
+                    max(0, struct.unpack_from(order + "I", b, off)[0] + rng.randint(-16, 16))
+                    if rng.random() < 0.5
+                    else value
+                )
             struct.pack_into(order + fmt, b, off, value & (0xFF if fmt == "B" else 0xFFFFFFFF))
             yield f"header@{off}={value}", bytes(b)
         elif how == 1:
@@ -414,3 +424,114 @@ def test_foreign_byte_order_needs_plain_header(tmp_path: Path) -> None:
     assert bpftool("btf", "dump", "file", str(f)).returncode != 0
     with pytest.raises(BtfError, match="header length 32 not supported"):
         parse_btf(bytes(longer))
+
+
+# --- declarations without a name, straight from libbpf --------------------------------------
+# bpftool's `format c` shows declarations only with a name and qualifiers
+# kept. For the bare, optionally stripped strings spec section 4 uses, ask
+# libbpf itself: a 30-line C program calling btf_dump__emit_type_decl for
+# every id, built against the system libbpf if clang and libbpf-dev exist.
+
+EMIT_DECL_C = r"""
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+static char buf[1 << 16];
+static size_t len;
+
+static void emit(void *ctx, const char *fmt, va_list args)
+{
+    if (len < sizeof(buf))
+        len += vsnprintf(buf + len, sizeof(buf) - len, fmt, args);
+}
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    libbpf_set_print(quiet);
+    struct btf *btf = btf__parse(argv[1], NULL);
+    if (!btf)
+        return 2;
+    struct btf_dump *d = btf_dump__new(btf, emit, NULL, NULL);
+    printf("%u.%u\n", libbpf_major_version(), libbpf_minor_version());
+    for (unsigned int id = 0; id < btf__type_cnt(btf); id++) {
+        for (int strip = 0; strip < 2; strip++) {
+            LIBBPF_OPTS(btf_dump_emit_type_decl_opts, opts, .field_name = "",
+                    .strip_mods = strip);
+            len = 0;
+            btf_dump__emit_type_decl(d, id, &opts);
+            buf[len < sizeof(buf) ? len : sizeof(buf) - 1] = 0;
+            for (char *p = buf; *p; p++)
+                if (*p == '\n' || *p == '\t')
+                    *p = ' ';
+            printf("%u\t%d\t%s\n", id, strip, buf);
+        }
+    }
+    return 0;
+}
+"""
+
+
+_ATTR_TAG = re.compile(r"__attribute__\(\((?!btf_type_tag)")
+
+
+@pytest.fixture(scope="module")
+def emit_decl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    clang = shutil.which("clang-19") or shutil.which("clang") or shutil.which("cc")
+    if clang is None:
+        pytest.skip("no C compiler to build the libbpf oracle")
+    d = tmp_path_factory.mktemp("emit_decl")
+    (d / "emit_decl.c").write_text(EMIT_DECL_C)
+    proc = subprocess.run(
+        [clang, "-O1", "-o", str(d / "emit_decl"), str(d / "emit_decl.c"), "-lbpf"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode:
+        pytest.skip(f"cannot build the libbpf oracle (libbpf-dev missing?): {proc.stderr[:200]}")
+    return d / "emit_decl"
+
+
+@pytest.mark.parametrize("path", INPUTS)
+def test_bare_declarations_match_libbpf(path: Path, emit_decl: Path) -> None:
+    from ecc.btf import type_str
+
+    btf = ours(path)
+    proc = subprocess.run(
+        [str(emit_decl), str(path)], capture_output=True, text=True, errors="replace", check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    version, *rows = proc.stdout.splitlines()
+    major, minor = map(int, version.split("."))
+    ambiguous = _ambiguous_names(btf)
+    compared = 0
+    mismatches = []
+    for row in rows:
+        id_text, strip_text, theirs = row.split("\t", 2)
+        type_id, strip = int(id_text), strip_text == "1"
+        if btf.kind_of(type_id) in (Kind.FUNC, Kind.VAR, Kind.DATASEC, Kind.DECL_TAG):
+            continue  # libbpf warns and prints nothing; we raise
+        mine = type_str(btf, type_id, strip_mods=strip)
+        if "{" in theirs or not _comparable(mine, ambiguous):
+            continue  # anonymous definitions inlined, or ___N renames
+        if (major, minor) < (1, 6) and _ATTR_TAG.search(mine):
+            # Type tags with kind_flag set (`__attribute__((address_space(1)))`,
+            # Linux 6.14+) print as btf_type_tag("...") before libbpf 1.6.
+            continue
+        if (major, minor) < (1, 5):
+            # libbpf < 1.5 printed a parameterless prototype as `()`;
+            # 1.5 (bpftool 7.5) prints `(void)`, as we do.
+            theirs = theirs.replace("()", "(void)")
+        compared += 1
+        if mine != theirs:
+            mismatches.append((type_id, strip, mine, theirs))
+    assert compared > (100000 if path == VMLINUX else 100)
+    assert not mismatches[:5], f"{len(mismatches)} of {compared} differ"

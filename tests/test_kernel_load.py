@@ -18,13 +18,13 @@ from builds import CASES, Built, all_units
 
 from ecc.errors import KernelLimitError
 
-CASE_NAMES = [u.name for u in all_units(CASES)]
+CASE_NAMES = [u.name for u in all_units(CASES)
+              if not (CASES / u.name / "expected-error.txt").exists()]
 BTF_KIND_STRUCT = 4
 
 
 def _package(case: Built) -> dict[str, Any]:
-    if case.result is None:
-        pytest.skip("the case is an expected build error")
+    assert case.result is not None, case.error
     return json.loads(case.package.read_text())  # type: ignore[no-any-return]
 
 

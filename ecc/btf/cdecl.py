@@ -48,6 +48,10 @@ __all__ = ["member_type_str", "type_decl", "type_str"]
 #: a few dozen; the cap stops hostile BTF (prototypes whose parameters are
 #: pointers to prototypes, ...) from costing exponential time.
 MAX_DECL_NODES = 1 << 14
+#: Active decl/chain calls. Arrays nest one call each, prototypes one per
+#: parameter level; both are bounded by MAX_RESOLVE_DEPTH, but their product
+#: is not, and Python's stack is. Real declarations nest a handful deep.
+MAX_DECL_NESTING = 128
 
 
 def type_str(btf: Btf, type_id: int, *, strip_mods: bool = True) -> str:
@@ -87,11 +91,31 @@ class _Emitter:
     out: list[str]
     root: int
     visited: int = 0
+    nesting: int = 0
 
     def _fail(self, why: str) -> BtfError:
         return BtfError(f"{self.btf.describe(self.root)}: cannot write as C: {why}")
 
+    def _nest(self) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_DECL_NESTING:
+            raise self._fail(f"declaration nests deeper than {MAX_DECL_NESTING}")
+
     def decl(self, type_id: int, name: str, depth: int) -> None:
+        self._nest()
+        try:
+            self._decl(type_id, name, depth)
+        finally:
+            self.nesting -= 1
+
+    def chain(self, decls: list[Type], name: str, depth: int) -> None:
+        self._nest()
+        try:
+            self._chain(decls, name, depth)
+        finally:
+            self.nesting -= 1
+
+    def _decl(self, type_id: int, name: str, depth: int) -> None:
         """libbpf btf_dump_emit_type_decl: collect the chain, then emit it."""
         if depth > MAX_RESOLVE_DEPTH:
             raise self._fail(f"function prototypes nested deeper than {MAX_RESOLVE_DEPTH}")
@@ -117,7 +141,7 @@ class _Emitter:
             raise self._fail(f"type chain longer than {MAX_RESOLVE_DEPTH} (reference loop?)")
         self.chain(stack, name, depth)
 
-    def chain(self, decls: list[Type], name: str, depth: int) -> None:
+    def _chain(self, decls: list[Type], name: str, depth: int) -> None:
         """libbpf btf_dump_emit_type_chain: pop from the terminal type outwards."""
         out = self.out
         # No space before the first '*' of a bare pointer chain: `int ***`, `(*)`.

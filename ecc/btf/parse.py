@@ -229,9 +229,7 @@ class Btf:
     # --- internals ----------------------------------------------------------
 
     def _raw_type(self, type_id: int) -> tuple[int, ...]:
-        return raw.unpack(
-            self._lay.type, self._buf, self._offsets[type_id], f"BTF type {type_id}"
-        )
+        return raw.unpack(self._lay.type, self._buf, self._offsets[type_id], f"BTF type {type_id}")
 
     def _build_name_index(self) -> dict[str, list[int]]:
         names: dict[str, list[int]] = {}
@@ -382,7 +380,7 @@ class Btf:
 # --- parsing ---------------------------------------------------------------------
 
 
-def parse_btf(data: bytes) -> Btf:
+def parse_btf(data: bytes | bytearray | memoryview) -> Btf:
     """Parse and validate a ``.BTF`` section (or a raw BTF file) in either byte order."""
     buf = bytes(data)
     lay, hdr = _parse_header(buf)

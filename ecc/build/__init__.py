@@ -161,7 +161,7 @@ def build(opts: BuildOptions) -> BuildResult:
     if not opts.no_doc:
         from ..meta.annotate import apply_doc_comments
 
-        warnings += apply_doc_comments(meta, docs or (), source)
+        warnings += apply_doc_comments(meta, docs or (), source, source_text)
         timer.lap("doc")
 
     outputs = write_outputs(opts, out_dir, stem, obj_bytes, meta)

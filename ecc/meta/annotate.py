@@ -7,6 +7,7 @@ and variables the object really has.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,8 +19,14 @@ def _located(filename: str, diags: Any) -> list[str]:
     return [f"{filename}:{d.line}: {d.message}" for d in diags]
 
 
-def apply_doc_comments(meta: dict[str, Any], docs: Sequence[DocComment],
-                       filename: str) -> list[str]:
+def _declaration_line(source_text: str, name: str) -> int:
+    """Line of a variable's declaration, for messages about variables without a doc comment."""
+    match = re.search(rf"\b{re.escape(name)}\b[^;(]*(?:=|;)", source_text)
+    return source_text.count("\n", 0, match.start()) + 1 if match else 0
+
+
+def apply_doc_comments(meta: dict[str, Any], docs: Sequence[DocComment], filename: str,
+                       source_text: str = "") -> list[str]:
     """Merge annotations into ``meta`` in place; return warnings as ``file:line: text``."""
     index = entity_index(meta)
     warnings: list[str] = []
@@ -57,6 +64,14 @@ def apply_doc_comments(meta: dict[str, Any], docs: Sequence[DocComment],
         if kind == "var" and "cmdarg" in doc.annotations:
             cmdargs.append((target, doc.keys_lines.get("cmdarg", doc.line),
                             doc.annotations["cmdarg"]))
+    # Loaders give every variable an option (--NAME), with or without @cmdarg,
+    # so those can clash too.
+    annotated = {name for name, _, _ in cmdargs}
+    for section in meta["bpf_skel"]["data_sections"]:
+        for var in section["variables"]:
+            if var["name"] not in annotated and not var["name"].startswith("__eunomia_dummy_"):
+                cmdargs.append((var["name"], _declaration_line(source_text, var["name"]), {}))
+    cmdargs.sort(key=lambda entry: entry[1])
     validate_cmdargs(cmdargs, filename)
     return warnings
 

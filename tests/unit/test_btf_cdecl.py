@@ -15,10 +15,8 @@ import pytest
 from ecc.btf import Kind, member_type_str, parse_btf, type_decl, type_str
 from ecc.errors import BtfError
 
-try:
-    from test_btf_encoder import Enc
-except ImportError:  # pragma: no cover - if tests/unit ever becomes a package
-    from .test_btf_encoder import Enc
+# Shared hand-built-blob encoder; tests/unit is on sys.path under pytest.
+from test_btf_encoder import Enc
 
 
 def _int(e: Enc) -> int:
@@ -239,7 +237,9 @@ NAMED: list[tuple[str, Callable[[Enc], int], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("build", "want"), [(b, w) for _, b, w in NAMED], ids=[n for n, _, _ in NAMED])
+@pytest.mark.parametrize(
+    ("build", "want"), [(b, w) for _, b, w in NAMED], ids=[n for n, _, _ in NAMED]
+)
 def test_type_decl_with_name(build: Callable[[Enc], int], want: str) -> None:
     e = Enc()
     type_id = build(e)

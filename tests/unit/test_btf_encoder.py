@@ -15,7 +15,16 @@ from ecc.btf import Kind, parse_btf
 
 Order = Literal["little", "big"]
 
-HEADER_FIELDS = ("magic", "version", "flags", "hdr_len", "type_off", "type_len", "str_off", "str_len")
+HEADER_FIELDS = (
+    "magic",
+    "version",
+    "flags",
+    "hdr_len",
+    "type_off",
+    "type_len",
+    "str_off",
+    "str_len",
+)
 
 
 class Enc:
@@ -116,8 +125,12 @@ class Enc:
     ) -> int:
         return self._composite(Kind.UNION, name, size, members, kflag)
 
-    def enum(self, name: str, values: list[tuple[str, int]], *, signed: bool = False, size: int = 4) -> int:
-        body = b"".join(self.pack("I", self.s(n)) + self.pack("I", v & 0xFFFFFFFF) for n, v in values)
+    def enum(
+        self, name: str, values: list[tuple[str, int]], *, signed: bool = False, size: int = 4
+    ) -> int:
+        body = b"".join(
+            self.pack("I", self.s(n)) + self.pack("I", v & 0xFFFFFFFF) for n, v in values
+        )
         return self.raw_type(Kind.ENUM, name, len(values), signed, size, body)
 
     def enum64(

@@ -13,10 +13,8 @@ from ecc.btf import (
 )
 from ecc.errors import BtfError
 
-try:
-    from test_btf_encoder import Enc
-except ImportError:  # pragma: no cover - if tests/unit ever becomes a package
-    from .test_btf_encoder import Enc
+# Shared hand-built-blob encoder; tests/unit is on sys.path under pytest.
+from test_btf_encoder import Enc
 
 
 def test_sizes() -> None:
@@ -119,8 +117,11 @@ def test_size_loop_and_depth() -> None:
         deep = e.typedef("d", deep)
     deeper = e.const(deep)
     btf = parse_btf(e.build())
-    with pytest.raises(BtfError, match=r"BTF type 1 \(TYPEDEF t\): resolving size: type chain "
-                       r"longer than 32 \(reference loop\?\)"):
+    with pytest.raises(
+        BtfError,
+        match=r"BTF type 1 \(TYPEDEF t\): resolving size: type chain "
+        r"longer than 32 \(reference loop\?\)",
+    ):
         resolve_size(btf, 1)
     # libbpf looks at 32 types: 31 hops and the INT is fine, 32 hops is not.
     assert resolve_size(btf, deep) == 4
@@ -204,8 +205,11 @@ def test_skip_mods_loop() -> None:
     e.typedef("t", 1)  # 2 -> 1
     btf = parse_btf(e.build())
     assert skip_mods(btf, 1) == 2  # stops at the typedef
-    with pytest.raises(BtfError, match=r"BTF type 1 \(CONST\): skipping qualifiers and typedefs: "
-                       r"type chain longer than 32"):
+    with pytest.raises(
+        BtfError,
+        match=r"BTF type 1 \(CONST\): skipping qualifiers and typedefs: "
+        r"type chain longer than 32",
+    ):
         skip_mods_and_typedefs(btf, 1)
     with pytest.raises(BtfError, match="out of range"):
         skip_mods(btf, 3)

@@ -163,9 +163,15 @@ DATASECS = [
     (".data", [("counter", Linkage.GLOBAL, "int"), ("hidden", Linkage.STATIC, "int")]),
     (
         ".kconfig",
-        [("LINUX_KERNEL_VERSION", Linkage.EXTERN, "int"), ("CONFIG_BPF_SYSCALL", Linkage.EXTERN, "bool")],
+        [
+            ("LINUX_KERNEL_VERSION", Linkage.EXTERN, "int"),
+            ("CONFIG_BPF_SYSCALL", Linkage.EXTERN, "bool"),
+        ],
     ),
-    (".rodata", [("min_duration", Linkage.GLOBAL, "int"), ("greeting", Linkage.GLOBAL, "char[16]")]),
+    (
+        ".rodata",
+        [("min_duration", Linkage.GLOBAL, "int"), ("greeting", Linkage.GLOBAL, "char[16]")],
+    ),
     ("license", [("LICENSE", Linkage.GLOBAL, "char[4]")]),
 ]
 
@@ -224,9 +230,7 @@ def test_enums(btf: Btf) -> None:
 
 
 def test_functions_and_tags(btf: Btf) -> None:
-    linkages = {
-        t.name: t.linkage for t in btf if isinstance(t, Func)
-    }
+    linkages = {t.name: t.linkage for t in btf if isinstance(t, Func)}
     assert linkages == {
         "helper_global": Linkage.GLOBAL,
         "handle_exec": Linkage.GLOBAL,

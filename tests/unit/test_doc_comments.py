@@ -713,8 +713,9 @@ LEXING_CASES = [
         id="if1-else-is-dead",
     ),
     pytest.param(
-        "#if (0) /* off */\n/// a\nint a;\n#endif\n#if 0x0 // off\n/// b\nint b;\n#endif\n",
-        [],
+        "#if (0) /* off */\n/// a\nint a;\n#endif\n#if 0x0 // off\n/// b\nint b;\n#endif\n"
+        "#if ( (00UL) )\n/// c\nint c;\n#endif\n#if (0\n/// d\nint d;\n#endif\n",
+        [(14, 15, ("d",), {"description": "d"})],
         id="if0-spellings",
     ),
     pytest.param(
@@ -1144,6 +1145,7 @@ PATHOLOGICAL = [
     pytest.param("\n#" * (QUARTER // 2), id="hashes"),
     pytest.param("#if 0\n" * (QUARTER // 6), id="nested-if0"),
     pytest.param("\\\n" * (QUARTER // 2), id="continuations"),
+    pytest.param("#if " + "(" * QUARTER + "0" + ")" * QUARTER + "\n", id="parenthesised-if"),
     pytest.param("/** @x 1 */ int a;\n" * (QUARTER // 19), id="many-docs"),
     pytest.param("/// " + "[" * (QUARTER // 2) + "\nint a;", id="deep-brackets"),
     pytest.param("\r" * QUARTER, id="carriage-returns"),

@@ -1,0 +1,83 @@
+"""The ELF reader on hostile bytes: ElfError or a result, never another exception or a hang.
+
+Inputs are mutations of real BPF objects checked in under tests/data/btf/ (both
+byte orders). Any crasher found is saved under tests/data/fuzz/elf/ and replayed
+by test_saved_crashers from then on.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ecc.elf import read_object
+from ecc.errors import ElfError
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+SEEDS = sorted((DATA / "btf").glob("*.o"))
+CRASHERS = sorted((DATA / "fuzz" / "elf").glob("*"))
+assert SEEDS, "no seed objects under tests/data/btf: the glob matched nothing"
+
+
+def read_or_error(data: bytes) -> None:
+    try:
+        obj = read_object(data)
+    except ElfError:
+        return
+    # What a caller touches next must not blow up either.
+    for sec in obj.sections:
+        assert isinstance(sec.name, str)
+    for sym in obj.symbols:
+        assert isinstance(sym.name, str)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    seed = bytearray(SEEDS[draw(st.integers(0, len(SEEDS) - 1))].read_bytes())
+    for _ in range(draw(st.integers(1, 8))):
+        choice = draw(st.integers(0, 3))
+        pos = draw(st.integers(0, len(seed) - 1))
+        if choice == 0:  # flip a byte
+            seed[pos] = draw(st.integers(0, 255))
+        elif choice == 1:  # overwrite a header-ish word with an extreme value
+            if draw(st.booleans()) and len(seed) > 8:
+                pos = draw(st.integers(0, min(len(seed), 64) - 8))
+            value = draw(st.sampled_from([0, 1, 0xFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 40]))
+            word = struct.pack("<Q", value)
+            seed[pos:pos + 8] = word[: len(seed) - pos]
+        elif choice == 2:  # truncate
+            del seed[pos:]
+            if not seed:
+                seed = bytearray(b"\x7fELF")
+        else:  # splice a chunk elsewhere
+            end = min(len(seed), pos + draw(st.integers(1, 64)))
+            chunk = seed[pos:end]
+            at = draw(st.integers(0, len(seed)))
+            seed[at:at] = chunk
+    return bytes(seed)
+
+
+@settings(max_examples=400, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutated_objects(data: bytes) -> None:
+    read_or_error(data)
+
+
+@settings(max_examples=100, deadline=2000)
+@given(st.binary(max_size=512))
+def test_random_bytes_after_magic(tail: bytes) -> None:
+    read_or_error(b"\x7fELF" + tail)
+
+
+def test_not_elf() -> None:
+    with pytest.raises(ElfError, match=r"^not an ELF file \(bad magic\)$"):
+        read_object(b"hello")
+
+
+@pytest.mark.parametrize("path", CRASHERS, ids=[p.name for p in CRASHERS])
+def test_saved_crashers(path: Path) -> None:
+    read_or_error(path.read_bytes())
