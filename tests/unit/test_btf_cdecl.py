@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
-from ecc.btf import Kind, member_type_str, parse_btf, type_decl, type_str
-from ecc.errors import BtfError
-
 # Shared hand-built-blob encoder; tests/unit is on sys.path under pytest.
 from test_btf_encoder import Enc
+
+from ecc.btf import Kind, member_type_str, parse_btf, type_decl, type_str
+from ecc.errors import BtfError
 
 
 def _int(e: Enc) -> int:
@@ -204,7 +204,7 @@ CASES: list[tuple[str, Callable[[Enc], int], str, str]] = [
 )
 @pytest.mark.parametrize("order", ["little", "big"])
 def test_type_str(build: Callable[[Enc], int], stripped: str, kept: str, order: str) -> None:
-    e = Enc(order)  # type: ignore[arg-type]
+    e = Enc(order)
     type_id = build(e)
     btf = parse_btf(e.build())
     assert type_str(btf, type_id) == stripped

@@ -9,11 +9,8 @@ also write deliberately broken records (``raw_type``) and headers
 from __future__ import annotations
 
 import struct
-from typing import Literal
 
 from ecc.btf import Kind, parse_btf
-
-Order = Literal["little", "big"]
 
 HEADER_FIELDS = (
     "magic",
@@ -30,7 +27,7 @@ HEADER_FIELDS = (
 class Enc:
     """Append types, get their ids back, then ``build()`` the blob."""
 
-    def __init__(self, order: Order = "little") -> None:
+    def __init__(self, order: str = "little") -> None:
         self.order = order
         self.p = "<" if order == "little" else ">"
         self.strings = bytearray(b"\0")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# Shared hand-built-blob encoder; tests/unit is on sys.path under pytest.
+from test_btf_encoder import Enc
+
 from ecc.btf import (
     parse_btf,
     resolve_alignment,
@@ -12,9 +15,6 @@ from ecc.btf import (
     skip_mods_and_typedefs,
 )
 from ecc.errors import BtfError
-
-# Shared hand-built-blob encoder; tests/unit is on sys.path under pytest.
-from test_btf_encoder import Enc
 
 
 def test_sizes() -> None:

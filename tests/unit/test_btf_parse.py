@@ -8,6 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+# Shared hand-built-blob encoder; tests/unit is on sys.path under pytest.
+from test_btf_encoder import Enc
+
 from ecc.btf import Btf, Kind, parse_btf
 from ecc.btf.types import (
     Array,
@@ -37,9 +40,6 @@ from ecc.btf.types import (
 )
 from ecc.errors import BtfError
 
-# Shared hand-built-blob encoder; tests/unit is on sys.path under pytest.
-from test_btf_encoder import Enc
-
 ORDERS = ["little", "big"]
 NATIVE = sys.byteorder
 FOREIGN = "big" if NATIVE == "little" else "little"
@@ -47,7 +47,7 @@ FOREIGN = "big" if NATIVE == "little" else "little"
 
 def every_kind(order: str) -> tuple[bytes, list[object]]:
     """One of each kind; returns the blob and the expected decoded types."""
-    e = Enc(order)  # type: ignore[arg-type]
+    e = Enc(order)
     i = e.int_("int", 4, signed=True)  # 1
     uc = e.int_("unsigned char", 1, char=True)  # 2
     b = e.int_("_Bool", 1, bool_=True)  # 3
@@ -199,7 +199,7 @@ def test_non_utf8_name_does_not_raise() -> None:
 @pytest.mark.parametrize("order", ORDERS)
 def test_bitfields_kind_flag_and_legacy_agree(order: str) -> None:
     # struct { unsigned a:3; unsigned b:13; int c; }
-    e = Enc(order)  # type: ignore[arg-type]
+    e = Enc(order)
     u32 = e.int_("unsigned int", 4)  # 1
     i32 = e.int_("int", 4, signed=True)  # 2
     kf = e.struct("kf", 8, [("a", u32, 0, 3), ("b", u32, 3, 13), ("c", i32, 32, 0)])
@@ -361,7 +361,7 @@ def test_type_section_may_start_late() -> None:
 
 def test_native_order_accepts_longer_header() -> None:
     # libbpf only uses hdr_len to find the sections in native byte order.
-    e = Enc(NATIVE)  # type: ignore[arg-type]
+    e = Enc(NATIVE)
     e.int_("int", 4)
     types, strings = e.sections()
     blob = e.pack("HBBIIIII", 0xEB9F, 1, 0, 32, 0, len(types), len(types), len(strings))
@@ -398,7 +398,7 @@ def _patched(blob: bytes, offset: int, fmt: str, value: int) -> bytes:
 
 
 def _foreign_hdr_len() -> bytes:
-    e = Enc(FOREIGN)  # type: ignore[arg-type]
+    e = Enc(FOREIGN)
     e.int_("int", 4)
     types, strings = e.sections()
     blob = e.pack("HBBIIIII", 0xEB9F, 1, 0, 32, 0, len(types), len(types), len(strings))
@@ -595,7 +595,7 @@ def test_malformed_is_rejected(make: Callable[[], bytes], message: str) -> None:
 
 @pytest.mark.parametrize("order", ORDERS)
 def test_malformed_rejected_in_both_orders(order: str) -> None:
-    e = Enc(order)  # type: ignore[arg-type]
+    e = Enc(order)
     e.ptr(5)
     with pytest.raises(BtfError, match="type id 5 out of range"):
         parse_btf(e.build())
