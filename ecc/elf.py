@@ -8,7 +8,7 @@ any failure of the library into :class:`ElfError`.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ElfError
 
@@ -52,6 +52,9 @@ class BpfObject:
     symbols: tuple[Symbol, ...]
     btf: bytes | None
     btf_ext: bytes | None
+    # Contents of the global-data sections (.data*, .rodata*, .bss* as zeros):
+    # a loader's starting point for the initial values it writes.
+    data_sections: dict[str, bytes] = field(default_factory=dict)
 
     def section(self, name: str) -> Section | None:
         for sec in self.sections:
@@ -89,6 +92,7 @@ def _read(data: bytes) -> BpfObject:
     btf: bytes | None = None
     btf_ext: bytes | None = None
     symtab = None
+    data_sections: dict[str, bytes] = {}
     for index in range(elf.num_sections()):
         sec = elf.get_section(index)
         header = sec.header
@@ -97,7 +101,13 @@ def _read(data: bytes) -> BpfObject:
         if sh_type != SHT_NOBITS and (size > MAX_SECTION_BYTES or
                                       header["sh_offset"] + size > len(data)):
             raise ElfError(f"section {index} ('{sec.name}') lies outside the file")
+        if size > MAX_SECTION_BYTES:
+            raise ElfError(f"section {index} ('{sec.name}') claims {size} bytes; too large")
         sections.append(Section(index, sec.name, sh_type, int(header["sh_flags"]), size))
+        if sec.name.startswith((".data", ".rodata", ".bss")) and sh_type in (SHT_PROGBITS,
+                                                                          SHT_NOBITS):
+            data_sections[sec.name] = (bytes(size) if sh_type == SHT_NOBITS
+                                       else bytes(sec.data()))
         if sec.name == ".BTF":
             btf = bytes(sec.data())
         elif sec.name == ".BTF.ext":
@@ -122,6 +132,7 @@ def _read(data: bytes) -> BpfObject:
         symbols=tuple(symbols),
         btf=btf,
         btf_ext=btf_ext,
+        data_sections=data_sections,
     )
 
 

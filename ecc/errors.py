@@ -46,7 +46,16 @@ class AnnotationError(EccError):
 
 
 class KernelLimitError(EccError):
-    """The running kernel refuses something (load, attach) for a known reason."""
+    """The running kernel refuses something (load, attach) for a known reason.
+
+    ``program`` names the BPF program concerned, when there is one, so that a
+    loader can leave that program out and go on with the others.
+    """
+
+    def __init__(self, message: str, details: str | None = None,
+                 program: str | None = None) -> None:
+        super().__init__(message, details)
+        self.program = program
 
 
 class LibbpfError(EccError):

@@ -657,7 +657,8 @@ def _load_error(obj_name: str, err: int, log: str, sections: dict[str, str]) -> 
             f"{where}: this kernel refuses to load {kind} programs "
             f"({_errno_name(err)}: {libbpf_strerror(err)}, before verification); "
             "fentry/fexit/lsm programs need BPF trampoline support, which this kernel "
-            "appears to lack. Use a kprobe, tracepoint or tp_btf program instead."
+            "appears to lack. Use a kprobe, tracepoint or tp_btf program instead.",
+            program=prog,
         )
     message = f"loading {where} failed: {libbpf_strerror(err)} ({_errno_name(err)})"
     if err == _errno.EPERM and os.geteuid() != 0:
@@ -702,7 +703,7 @@ def _attach_error(prog_name: str, section: str, what: str, err: int, log: str) -
     ):
         limit = f"this kernel cannot attach {kind} programs (no BPF trampolines)"
     if limit is not None:
-        return KernelLimitError(f"{where}: {limit} [{_errno_name(err)}]")
+        return KernelLimitError(f"{where}: {limit} [{_errno_name(err)}]", program=prog_name)
     return _error(f"{where}: cannot {what}", err, log)
 
 
@@ -1274,6 +1275,64 @@ class Link:
 
     def __repr__(self) -> str:
         return f"<Link {self.description}{' destroyed' if self.destroyed else ''}>"
+
+
+# perf_event_open(2), for perf_event programs: libbpf cannot attach them from
+# a section name, a loader opens the events itself.
+_PERF_EVENT_OPEN_NR: Final = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
+                              "s390x": 331, "loongarch64": 241}
+_PERF_TYPE_SOFTWARE: Final = 1
+_PERF_COUNT_SW_CPU_CLOCK: Final = 0
+_PERF_ATTR_FREQ_BIT: Final = 1 << 10
+_PERF_FLAG_FD_CLOEXEC: Final = 1 << 3
+
+
+class _PerfEventAttr(ctypes.Structure):
+    # The leading fields of struct perf_event_attr; the rest stays zero, and
+    # `size` says which version of the struct we speak (PERF_ATTR_SIZE_VER5).
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("config", ctypes.c_uint64),
+        ("sample_freq", ctypes.c_uint64),
+        ("sample_type", ctypes.c_uint64),
+        ("read_format", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),
+        ("_rest", ctypes.c_uint8 * 64),
+    ]
+
+
+def online_cpus() -> list[int]:
+    """CPUs listed in /sys/devices/system/cpu/online (e.g. "0-3,6")."""
+    try:
+        with open("/sys/devices/system/cpu/online") as fh:
+            text = fh.read().strip()
+    except OSError:
+        return list(range(os.cpu_count() or 1))
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def open_cpu_clock_event(cpu: int, freq: int) -> int:
+    """A software CPU-clock perf event on `cpu` sampling `freq` times a second; its fd."""
+    nr = _PERF_EVENT_OPEN_NR.get(platform.machine())
+    if nr is None:
+        raise LibbpfError(f"perf_event_open: unknown syscall number on {platform.machine()}",
+                          _errno.ENOSYS)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    attr = _PerfEventAttr(type=_PERF_TYPE_SOFTWARE, size=112, config=_PERF_COUNT_SW_CPU_CLOCK,
+                          sample_freq=freq, flags=_PERF_ATTR_FREQ_BIT)
+    fd = int(libc.syscall(ctypes.c_long(nr), ctypes.byref(attr), ctypes.c_int(-1),
+                          ctypes.c_int(cpu), ctypes.c_int(-1),
+                          ctypes.c_ulong(_PERF_FLAG_FD_CLOEXEC)))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise LibbpfError(f"perf_event_open on CPU {cpu}: {os.strerror(err)}", err)
+    return fd
 
 
 def read_iter(link: Link, *, max_bytes: int = 64 << 20) -> bytes:

@@ -45,7 +45,7 @@ CRASHERS = sorted((TESTS / "data" / "fuzz" / "btf").glob("*.btf"))
 
 EXAMPLES = int(os.environ.get("ECC_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=EXAMPLES or 300,
+    max_examples=EXAMPLES or 500,
     deadline=2000,  # ms per example; a whole walk of a seed takes a few ms
     database=None,  # keep .hypothesis/ out of the source tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -179,13 +179,13 @@ def test_mutated_objects(blob: bytes) -> None:
     exercise(blob)
 
 
-@settings(FUZZ, max_examples=EXAMPLES or 150)
+@settings(FUZZ, max_examples=EXAMPLES or 300)
 @given(st.binary(max_size=600))
 def test_random_bytes(blob: bytes) -> None:
     exercise(blob)
 
 
-@settings(FUZZ, max_examples=EXAMPLES or 150)
+@settings(FUZZ, max_examples=EXAMPLES or 300)
 @given(header_then_noise())
 def test_valid_header_random_body(blob: bytes) -> None:
     exercise(blob)

@@ -1,0 +1,167 @@
+"""Reading a package from wherever it is, and checking it before anything is loaded.
+
+A package may be a ``package.json``/``package.yaml``, a ``.skel.json`` beside
+its ``.bpf.o``, or ``-`` (standard input). Every check names the package and
+the field, so a broken package is one clear line, not a libbpf failure later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ..btf import Btf, Kind, parse_btf
+from ..btf.types import Struct
+from ..elf import BpfObject, read_object
+from ..errors import BtfError, ElfError, PackageError
+from ..package import MAX_OBJECT_BYTES, parse_package
+
+# A package is the object (base64 of zlib) plus metadata; far below this.
+MAX_PACKAGE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadedPackage:
+    origin: str            # how messages name the package
+    object_bytes: bytes
+    meta: dict[str, Any]
+    elf: BpfObject
+    btf: Btf | None
+
+    @property
+    def obj_name(self) -> str:
+        return str(self.meta["bpf_skel"]["obj_name"])
+
+
+def _read_bytes(path: str) -> bytes:
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_PACKAGE_BYTES + 1)
+    else:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_PACKAGE_BYTES + 1)
+        except FileNotFoundError:
+            raise PackageError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise PackageError(f"{path}: is a directory; give its package.json") from None
+        except OSError as exc:
+            raise PackageError(f"{path}: cannot read it ({exc.strerror})") from exc
+    if len(data) > MAX_PACKAGE_BYTES:
+        raise PackageError(f"{path}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
+    return data
+
+
+def _parse_document(origin: str, data: bytes, yaml_first: bool) -> Any:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackageError(f"{origin}: not UTF-8 text (byte {exc.start}); not a package") from exc
+    if not yaml_first:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            if text.lstrip().startswith(("{", "[")):
+                raise PackageError(
+                    f"{origin}: not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+                ) from exc
+    try:
+        import yaml
+    except ImportError as exc:
+        raise PackageError(f"{origin}: not JSON, and PyYAML is not installed to read YAML "
+                           f"(pip install PyYAML)") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PackageError(f"{origin}: neither JSON nor YAML ({exc.__class__.__name__})") from exc
+
+
+def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
+    """Read and check a package; :class:`PackageError` says what is wrong with it."""
+    origin = "<stdin>" if path == "-" else path
+    base = os.path.basename(path)
+    yaml_first = base.endswith((".yaml", ".yml"))
+    document = _parse_document(origin, _read_bytes(path), yaml_first)
+    skel_suffix = next((s for s in (".skel.json", ".skel.yaml", ".skel.yml")
+                        if base.endswith(s)), None)
+    if skel_suffix is not None:
+        if not isinstance(document, dict) or "bpf_skel" not in document:
+            raise PackageError(f"{origin}: a .skel file must hold the meta object (bpf_skel)")
+        object_path = path[: -len(skel_suffix)] + ".bpf.o"
+        try:
+            with open(object_path, "rb") as fh:
+                object_bytes = fh.read(limit + 1)
+        except OSError as exc:
+            raise PackageError(
+                f"{origin}: its object {object_path} cannot be read ({exc.strerror}); "
+                f"keep the .bpf.o beside the .skel file") from exc
+        if len(object_bytes) > limit:
+            raise PackageError(f"{object_path}: over the {limit}-byte limit")
+        meta = document
+    else:
+        try:
+            package = parse_package(document, limit=limit)
+        except PackageError as exc:
+            raise PackageError(f"{origin}: {exc}") from exc
+        object_bytes, meta = package.object_bytes, package.meta
+    return check_package(origin, object_bytes, meta)
+
+
+def check_package(origin: str, object_bytes: bytes, meta: dict[str, Any]) -> LoadedPackage:
+    """The object must be a BPF object that holds what the metadata names."""
+    skel = meta.get("bpf_skel")
+    if not isinstance(skel, dict) or not isinstance(skel.get("obj_name"), str):
+        raise PackageError(f"{origin}: field 'meta.bpf_skel.obj_name' must be a string")
+    try:
+        elf = read_object(object_bytes)
+        btf = parse_btf(elf.btf) if elf.btf is not None else None
+    except (ElfError, BtfError) as exc:
+        raise PackageError(f"{origin}: its BPF object is broken: {exc}") from exc
+    sections = {s.name for s in elf.sections}
+    for index, prog in enumerate(skel.get("progs") or []):
+        if not isinstance(prog, dict) or not isinstance(prog.get("name"), str):
+            raise PackageError(f"{origin}: 'meta.bpf_skel.progs[{index}]' has no name")
+        attach = prog.get("attach")
+        if isinstance(attach, str) and attach not in sections:
+            raise PackageError(
+                f"{origin}: program '{prog['name']}' names section '{attach}', "
+                f"which the object does not have")
+    for index, section in enumerate(skel.get("data_sections") or []):
+        name = section.get("name") if isinstance(section, dict) else None
+        if not isinstance(name, str):
+            raise PackageError(f"{origin}: 'meta.bpf_skel.data_sections[{index}]' has no name")
+        if name not in sections and name != ".kconfig":
+            raise PackageError(
+                f"{origin}: data section '{name}' is not in the object; "
+                f"the package does not belong to this object (rebuild it)")
+    for index, export in enumerate(meta.get("export_types") or []):
+        _check_export(origin, index, export, btf)
+    return LoadedPackage(origin, object_bytes, meta, elf, btf)
+
+
+def _check_export(origin: str, index: int, export: Any, btf: Btf | None) -> None:
+    where = f"{origin}: export_types[{index}]"
+    if not isinstance(export, dict):
+        raise PackageError(f"{where} must be an object")
+    name, type_id, members = export.get("name"), export.get("type_id"), export.get("members")
+    if not isinstance(type_id, int) or isinstance(type_id, bool):
+        raise PackageError(f"{where} ({name}): 'type_id' must be an integer")
+    if btf is None:
+        raise PackageError(f"{where} ({name}): the object has no BTF to decode events with")
+    if not 0 < type_id < len(btf):
+        raise PackageError(
+            f"{where} ({name}): type_id {type_id} is not in the object's BTF "
+            f"(ids 1 to {len(btf) - 1}); rebuild the package")
+    found = btf[type_id]
+    if not isinstance(found, Struct) or found.name != name:
+        actual = f"{Kind(found.kind).name} '{found.name}'" if found.name else Kind(
+            found.kind).name
+        raise PackageError(
+            f"{where}: type_id {type_id} is {actual} in the object's BTF, not struct {name}; "
+            f"rebuild the package")
+    if isinstance(members, list) and len(members) != len(found.members):
+        raise PackageError(
+            f"{where}: struct {name} has {len(found.members)} members in the object's BTF, "
+            f"but the package lists {len(members)}; rebuild the package")
