@@ -102,6 +102,131 @@ def build(source: str, export_header: str | None, output_dir: str | None, verbos
         log.info("wrote %s", path)
 
 
+@cli.command(context_settings={"ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
+@click.argument("package", metavar="PACKAGE")
+@click.argument("program_args", nargs=-1, type=click.UNPROCESSED, metavar="[PROGRAM OPTIONS]")
+@click.option("--json", "json_", is_flag=True, help="One JSON object per line.")
+@click.option("--duration", type=float, metavar="SECONDS", help="Stop after this long.")
+@click.option("--strict", is_flag=True,
+              help="Fail when any program cannot be loaded or attached.")
+@click.option("--btf", "btf_path", metavar="FILE",
+              help="Kernel BTF to use for CO-RE instead of the running kernel's.")
+@click.option("-v", "--verbose", is_flag=True, help="Show libbpf's messages and tracebacks.")
+def run(package: str, program_args: tuple[str, ...], json_: bool, duration: float | None,
+        strict: bool, btf_path: str | None, verbose: bool) -> None:
+    """Load PACKAGE (package.json, package.yaml, a .skel.json beside its .bpf.o, or - for
+    stdin), attach its programs and print what they send.
+
+    Options after PACKAGE are the program's own, made from its global variables:
+    `ecc run package.json --help` lists them.
+    """
+    from .run.loader import RunOptions
+    from .run.source import read_package
+
+    _setup_logging(verbose)
+    loaded = read_package(package)
+    args = list(program_args)
+    if args[:1] == ["--"]:
+        args = args[1:]
+    command, specs = _program_command(loaded)
+    try:
+        ctx = command.make_context(_program_name(loaded), args)
+    except click.exceptions.Exit as exc:  # --help
+        raise SystemExit(exc.exit_code) from None
+    params = ctx.params
+    opts = RunOptions(
+        json=json_ or bool(params.pop("__json", False)),
+        duration=duration if duration is not None else params.pop("__duration", None),
+        strict=strict or bool(params.pop("__strict", False)),
+        btf_custom_path=btf_path,
+    )
+    for key in ("__json", "__duration", "__strict"):
+        params.pop(key, None)
+    opts.section_values = _section_values(loaded, specs, params)
+    _run_loaded(loaded, opts)
+
+
+def _program_name(loaded: Any) -> str:
+    name = str(loaded.obj_name)
+    return name[: -len("_bpf")] if name.endswith("_bpf") else name
+
+
+def _program_command(loaded: Any) -> tuple[click.Command, list[Any]]:
+    """A click command whose options are the program's variables (spec section 3.4)."""
+    from .run.options import describe, option_specs
+
+    specs = option_specs(loaded.meta, loaded.elf, loaded.btf, loaded.elf.data_sections) \
+        if loaded.btf is not None else []
+    params: list[click.Parameter] = []
+    for spec in specs:
+        if not spec.settable:
+            continue
+        decls = [f"--{spec.long}"] + ([f"-{spec.short}"] if spec.short else [])
+        help_text = " ".join(x for x in (spec.help, f"[{describe(spec)}]") if x)
+        if spec.kind == "bool":
+            decls = [f"--{spec.long}/--no-{spec.long}"] + (
+                [f"-{spec.short}"] if spec.short else [])
+            params.append(click.Option([*decls, spec.long], default=None, help=help_text,
+                                       show_default=False))
+        else:
+            choices = f" {{{','.join(spec.choices)}}}" if spec.choices else ""
+            params.append(click.Option([*decls, spec.long], default=None, show_default=False,
+                                       metavar=spec.kind.upper() + choices, help=help_text))
+    # ecc run's own options may also follow PACKAGE, unless the program uses the name.
+    taken = {d for p in params for d in p.opts + p.secondary_opts}
+    for decl, name, kwargs in (
+        ("--json", "__json", {"is_flag": True, "help": "One JSON object per line."}),
+        ("--duration", "__duration", {"type": float, "metavar": "SECONDS",
+                                      "help": "Stop after this long."}),
+        ("--strict", "__strict", {"is_flag": True,
+                                  "help": "Fail when a program cannot be loaded or attached."}),
+    ):
+        if decl not in taken:
+            params.append(click.Option([decl, name], **kwargs))  # type: ignore[arg-type]
+    doc = loaded.meta["bpf_skel"].get("doc") or {}
+    summary = doc.get("brief") or doc.get("description") or ""
+    details = doc.get("details") or ""
+    return click.Command(_program_name(loaded), params=params,
+                         help="\n\n".join(str(x) for x in (summary, details) if x) or None,
+                         context_settings={"help_option_names": ["-h", "--help"]}), specs
+
+
+def _section_values(loaded: Any, specs: list[Any], params: dict[str, Any]) -> dict[str, bytes]:
+    from .run.options import apply_values
+
+    texts: dict[str, str] = {}
+    for spec in specs:
+        value = params.get(spec.long)
+        if value is None:
+            continue
+        texts[spec.long] = ("true" if value else "false") if isinstance(value, bool) else value
+    initial = loaded.elf.data_sections
+    new = apply_values(specs, texts, initial)
+    return {name: data for name, data in new.items() if data != initial.get(name)}
+
+
+def _run_loaded(loaded: Any, opts: Any) -> None:
+    from .run.loader import Runner
+    from .run.libbpf import bump_memlock_rlimit
+
+    bump_memlock_rlimit()
+    runner = Runner(loaded, opts, sys.stdout, lambda line: click.echo(line, err=True))
+    try:
+        runner.load()
+        runner.attach_all()
+        if not runner.attached:
+            raise EccError(f"{loaded.origin}: no program could be attached; nothing to run")
+        runner.open_outputs()
+        count = len(runner.attached)
+        click.echo(f"ecc: running {_program_name(loaded)}: {count} program"
+                   f"{'s' if count != 1 else ''} attached "
+                   f"({', '.join(a.name for a in runner.attached)}); Ctrl-C to stop", err=True)
+        runner.poll()
+    finally:
+        runner.close()
+
+
 def _build_options(params: dict[str, Any]) -> BuildOptions:
     import shlex
 

@@ -114,6 +114,11 @@ class _Compiler:
     ) -> list[tuple[str, Reader, int, int]]:
         """(name, reader, byte offset, width) for each member as C code names
         it: anonymous struct/union members are replaced by their own members."""
+        if depth >= MAX_RESOLVE_DEPTH:
+            raise BtfError(
+                f"{self.btf.describe(t.id)}: types nested deeper than {MAX_RESOLVE_DEPTH} "
+                "(reference loop?)"
+            )
         out: list[tuple[str, Reader, int, int]] = []
         for index, m in enumerate(t.members):
             try:
@@ -140,7 +145,8 @@ class _Compiler:
                 _check_extent(offset, compiled.size, t.size)
                 out.append((m.name, compiled.read, offset, compiled.width))
             except BtfError as exc:
-                # Prefix the path, so a nested failure reads "struct a: member 2 (b): ...".
+                if str(exc).startswith("BTF type"):
+                    raise  # already names the innermost type and member
                 raise BtfError(
                     f"{self.btf.describe(t.id)}: member {index} ({m.name or 'anonymous'}): {exc}"
                 ) from None
@@ -196,13 +202,12 @@ class _Compiler:
         names = _enum_names(t)
         read = self._scalar(t.size, t.signed)
         get = names.get
-        width = min(max((len(n) for n in names.values()), default=4), 20)
 
         def read_enum(buf: bytes, off: int) -> Any:
             value = read(buf, off)
             return get(value, value)
 
-        return _Compiled(read_enum, t.size, max(width, 4))
+        return _Compiled(read_enum, t.size, _enum_width(names))
 
     def _float(self, t: Float) -> _Compiled:
         code = _FLOAT_CODES.get(t.size)
@@ -294,7 +299,8 @@ class _Compiler:
             if signed:
                 return (lambda buf, off: ((raw(buf, off) ^ sign) - sign)), len(str(sign)) + 1
             return raw, len(str(mask))
-        get = _enum_names(t).get
+        names = _enum_names(t)
+        get = names.get
 
         def read_enum(buf: bytes, off: int) -> Any:
             value = raw(buf, off)
@@ -302,7 +308,7 @@ class _Compiler:
                 value = (value ^ sign) - sign
             return get(value, value)
 
-        return read_enum, 6
+        return read_enum, _enum_width(names)
 
 
 
@@ -326,6 +332,10 @@ def _enum_names(t: Enum | Enum64) -> dict[int, str]:
                 value -= 1 << bits
         names.setdefault(value, v.name)
     return names
+
+
+def _enum_width(names: dict[int, str]) -> int:
+    return min(max([4, *(len(n) for n in names.values())]), 20)
 
 
 def _string_reader(n: int) -> Reader:

@@ -177,7 +177,6 @@ DATASECS = [
 
 
 def test_data_sections(btf: Btf) -> None:
-    seen = []
     for name, want in DATASECS:
         sec = btf.by_name(name, Kind.DATASEC)
         assert isinstance(sec, Datasec), name
@@ -189,7 +188,6 @@ def test_data_sections(btf: Btf) -> None:
             # The DATASEC's per-variable size is the variable's type size.
             assert resolve_size(btf, var.id) == info.size == resolve_size(btf, var.type)
         assert got == want
-        seen.append(name)
     ksyms = btf.by_name(".ksyms", Kind.DATASEC)
     assert isinstance(ksyms, Datasec)
     kfunc = btf[ksyms.vars[0].type]
