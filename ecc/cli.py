@@ -159,19 +159,21 @@ def _program_command(loaded: Any) -> tuple[click.Command, list[Any]]:
     specs = option_specs(loaded.meta, loaded.elf, loaded.btf, loaded.elf.data_sections) \
         if loaded.btf is not None else []
     params: list[click.Parameter] = []
-    for spec in specs:
+    for index, spec in enumerate(specs):
         if not spec.settable:
             continue
+        dest = f"opt{index}"  # click needs an identifier; long names may hold '-'
+
         decls = [f"--{spec.long}"] + ([f"-{spec.short}"] if spec.short else [])
         help_text = " ".join(x for x in (spec.help, f"[{describe(spec)}]") if x)
         if spec.kind == "bool":
             decls = [f"--{spec.long}/--no-{spec.long}"] + (
                 [f"-{spec.short}"] if spec.short else [])
-            params.append(click.Option([*decls, spec.long], default=None, help=help_text,
+            params.append(click.Option([*decls, dest], default=None, help=help_text,
                                        show_default=False))
         else:
             choices = f" {{{','.join(spec.choices)}}}" if spec.choices else ""
-            params.append(click.Option([*decls, spec.long], default=None, show_default=False,
+            params.append(click.Option([*decls, dest], default=None, show_default=False,
                                        metavar=spec.kind.upper() + choices, help=help_text))
     # ecc run's own options may also follow PACKAGE, unless the program uses the name.
     taken = {d for p in params for d in p.opts + p.secondary_opts}
@@ -196,8 +198,8 @@ def _section_values(loaded: Any, specs: list[Any], params: dict[str, Any]) -> di
     from .run.options import apply_values
 
     texts: dict[str, str] = {}
-    for spec in specs:
-        value = params.get(spec.long)
+    for index, spec in enumerate(specs):
+        value = params.get(f"opt{index}")
         if value is None:
             continue
         texts[spec.long] = ("true" if value else "false") if isinstance(value, bool) else value

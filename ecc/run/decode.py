@@ -311,7 +311,6 @@ class _Compiler:
         return read_enum, _enum_width(names)
 
 
-
 def _check_extent(offset: int, size: int, container: int) -> None:
     # The one bounds proof decode relies on: each part lies inside its whole.
     if offset + size > container:

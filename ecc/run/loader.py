@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from ..btf import Kind
 from ..btf.types import Datasec, Ptr, Struct, Var
-from ..errors import EccError, KernelLimitError
+from ..errors import EccError, KernelLimitError, PackageError
 from . import libbpf
 from .source import LoadedPackage
 
@@ -66,7 +66,6 @@ class Runner:
         self.attached: list[Attached] = []
         self.skipped: list[str] = []
         self._buffers: list[Any] = []
-        self._perf_fds: list[int] = []
         self._stop = False
         self.events = 0
 
@@ -163,10 +162,19 @@ class Runner:
         if kind == "perf_event":
             freq = _int_annotation(ann, "freq", where) or self.opts.perf_freq
             links = []
-            for cpu in libbpf.online_cpus():
-                fd = libbpf.open_cpu_clock_event(cpu, freq)
-                self._perf_fds.append(fd)
-                links.append(prog.attach_perf_event(fd))
+            try:
+                for cpu in libbpf.online_cpus():
+                    fd = libbpf.open_cpu_clock_event(cpu, freq)
+                    try:
+                        links.append(prog.attach_perf_event(fd))
+                    except BaseException:
+                        os.close(fd)
+                        raise
+            except BaseException:
+                for link in links:
+                    link.destroy()
+                raise
+            # The links own the perf event fds now: libbpf closes them on destroy.
             return links
         if kind == "iter":
             link = prog.attach_iter()
@@ -205,12 +213,14 @@ class Runner:
             if meta.get("export_config") == "no_export":
                 continue
             type_id = self._event_type_id(meta)
+            widths = None
             if type_id is not None and btf is not None:
                 decoder: Decoder | None = Decoder(btf, type_id)
-                fields = decoder.fields if decoder is not None else ()
+                assert decoder is not None
+                fields, widths = decoder.fields, decoder.widths
             else:
                 decoder, fields = None, ("data",)
-            formatter = EventFormatter(fields, json=self.opts.json)
+            formatter = EventFormatter(fields, json=self.opts.json, widths=widths)
             handler = self._event_handler(decoder, formatter)
             if m.type == MAP_TYPE_RINGBUF:
                 if ring is None:
@@ -227,7 +237,12 @@ class Runner:
 
         def handle(data: bytes) -> int:
             nonlocal printed_header
-            values = decoder.decode(data) if decoder is not None else {"data": data.hex()}
+            try:
+                values = decoder.decode(data) if decoder is not None else {"data": data.hex()}
+            except PackageError as exc:
+                # Runs inside libbpf's callback: report and go on, never unwind through C.
+                self.say(f"ecc: warning: event skipped: {exc}")
+                return 0
             if not printed_header:
                 header = formatter.header()
                 if header:
@@ -324,9 +339,6 @@ class Runner:
             for link in att.links:
                 link.destroy()
         self.attached.clear()
-        for fd in self._perf_fds:
-            os.close(fd)
-        self._perf_fds.clear()
         if self.obj is not None:
             self.obj.close()
             self.obj = None

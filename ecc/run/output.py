@@ -110,8 +110,12 @@ def _timestamp(ts: datetime | float) -> datetime:
 
 
 def _iso_time(ts: datetime | float) -> str:
-    # With the UTC offset, so JSON lines from different hosts stay comparable.
-    return _timestamp(ts).astimezone().isoformat(timespec="microseconds")
+    # Always with a UTC offset (local time's when the caller gave none), so
+    # JSON lines from different hosts stay comparable.
+    dt = _timestamp(ts)
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    return dt.isoformat(timespec="microseconds")
 
 
 def _time_key(names: Iterable[str]) -> str:
@@ -332,7 +336,8 @@ def _plain_report(
         if kind == "log2_hist":
             text = log2_hist(slots, unit)
         else:
-            text = linear_hist(slots, _int_opt(sample, "base", 0), _int_opt(sample, "step", 1), unit)
+            base, step = _int_opt(sample, "base", 0), _int_opt(sample, "step", 1)
+            text = linear_hist(slots, base, step, unit)
         if text:
             pairs = _pairs(key, key_name) + (_pairs(rest, value_name) if rest else [])
             blocks.append(" ".join(pairs) + "\n" + text)

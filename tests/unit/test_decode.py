@@ -215,6 +215,18 @@ def test_nested_and_anonymous_members_are_flattened_like_c(order: Order) -> None
 
 
 @pytest.mark.parametrize("order", ORDERS)
+def test_bitfields_inside_an_anonymous_member(order: Order) -> None:
+    # The inner struct's bit offsets count from its own start, 4 bytes in.
+    e = Enc(order)
+    u16 = e.int_("unsigned short", 2)
+    inner = e.struct("", 2, [("lo", u16, 0, 4), ("hi", u16, 4, 12)])
+    s = e.struct("s", 6, [("n", e.int_("int", 4, signed=True), 0, 0), ("", inner, 32, 0)])
+    word = (0xA | 0x123 << 4) if order == "little" else (0xA << 12 | 0x123)
+    data = _int(order, -1, 4, True) + word.to_bytes(2, order)
+    assert Decoder(parse_btf(e.build()), s).decode(data) == {"n": -1, "lo": 0xA, "hi": 0x123}
+
+
+@pytest.mark.parametrize("order", ORDERS)
 def test_union_as_event(order: Order) -> None:
     e = Enc(order)
     u = e.union("val", 4, [("as_int", e.int_("int", 4, signed=True), 0, 0),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from ecc.run.output import (
     sample_map_report,
 )
 
-TS = datetime(2024, 5, 1, 13, 2, 3, 456789, tzinfo=timezone.utc)
+TS = datetime(2024, 5, 1, 13, 2, 3, 456789, tzinfo=UTC)
 TS_PLUS2 = datetime(2024, 5, 1, 13, 2, 3, tzinfo=timezone(timedelta(hours=2)))
 
 
@@ -197,7 +197,9 @@ def test_log2_hist_wide_after_33_slots() -> None:
     out = log2_hist(slots, "nsecs").split("\n")
     assert len(out) == 1 + 34
     assert out[0] == "               nsecs                         : count    distribution"
-    assert out[1] == "                   0 -> 1                    : 1        |**********          |"
+    assert out[1] == (
+        "                   0 -> 1                    : 1        |**********          |"
+    )
     assert out[-1] == (
         "          8589934592 -> 17179869183          : 2        |********************|"
     )
@@ -323,11 +325,21 @@ def test_kv_table_mixed_columns() -> None:
     )
 
 
-def test_kv_table_sorts_mixed_key_types_deterministically() -> None:
-    entries = [("x", 1), (2, 1), ([1], 1), (1.5, 1), (float("nan"), 1), ({"a": 1}, 1)]
-    keys = [row.split("  ")[0].strip() for row in kv_table(entries).split("\n")[1:]]
-    assert keys == ["1.5", "2", "nan", "x", "[1]", '{"a":1}']
+def test_keys_of_mixed_types_sort_deterministically() -> None:
+    # Numbers (NaN last among them), then strings, lists, dicts.
+    entries = [("x", 1), (2, 1), ([1], 1), (1.5, 1), (float("nan"), 1), ({"a": 1}, 1), (True, 1)]
+    keys = [e["key"] for e in json.loads(sample_map_json("m", entries, {}))["entries"]]
+    assert keys == [True, 1.5, 2, "nan", "x", [1], {"a": 1}]
     assert kv_table([]) == ""
+
+
+def test_kv_table_union_of_columns() -> None:
+    # Keys of one map share a type; a differing one still gets every column.
+    assert kv_table([({"a": 1}, 5), ({"a": 2, "b": "x"}, 6)]) == lines(
+        "A  B  VALUE",
+        "1         5",
+        "2  x      6",
+    )
 
 
 def test_sample_json() -> None:
