@@ -11,6 +11,7 @@ which runs while clang compiles.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -67,14 +68,12 @@ def main() -> int:
                 with_doc.append(wall(base, env))
                 without.append(wall([*base, "--no-doc"], env))
             a, b = statistics.median(with_doc), statistics.median(without)
-            import json
-
             meta = json.loads((work / name / f"{name}.skel.json").read_text())
             cpu = doc_cpu_ms(source, meta)
             print(f"{name:<12}{a * 1000:>8.0f} ms{b * 1000:>8.0f} ms{(a - b) / a:>11.1%}"
                   f"{cpu:>12.2f} ms{cpu / 1000 / a:>11.2%}")
-    print("wall diff is within run-to-run noise; the doc step overlaps with clang, and its "
-          "CPU time is the upper bound of what it can add.")
+        print("wall diff is run-to-run noise: the doc step overlaps with clang, and its CPU "
+              "time bounds what it can add.")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -209,8 +209,8 @@ def _section_values(loaded: Any, specs: list[Any], params: dict[str, Any]) -> di
 
 
 def _run_loaded(loaded: Any, opts: Any) -> None:
-    from .run.loader import Runner
     from .run.libbpf import bump_memlock_rlimit
+    from .run.loader import Runner
 
     bump_memlock_rlimit()
     runner = Runner(loaded, opts, sys.stdout, lambda line: click.echo(line, err=True))

@@ -63,6 +63,11 @@ class BpfObject:
         return None
 
 
+def preload() -> None:
+    """Import pyelftools now (e.g. while clang runs) so that read_object starts at once."""
+    from elftools.elf import elffile  # noqa: F401
+
+
 def read_object(data: bytes) -> BpfObject:
     """Parse a BPF ELF object; any malformation raises :class:`ElfError`."""
     if data[:4] != b"\x7fELF":
@@ -115,7 +120,7 @@ def _read(data: bytes) -> BpfObject:
         elif sh_type == 2:  # SHT_SYMTAB
             symtab = sec
     if symtab is not None:
-        for sym in symtab.iter_symbols():
+        for sym in symtab.iter_symbols():  # type: ignore[attr-defined]
             info = sym["st_info"]
             shndx = sym["st_shndx"]
             symbols.append(Symbol(

@@ -73,7 +73,7 @@ def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, cache_env: Path) -> dict[str, object]:
-    """Every golden case (and so every example) built once; shared by golden, kernel and BTF tests."""
+    """Every golden case (so every example) built once, shared by golden, kernel and BTF tests."""
     if not have_clang():
         pytest.skip("clang with the BPF target not found")
     from builds import all_units, build_all

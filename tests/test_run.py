@@ -54,9 +54,8 @@ def test_bootstrap_plain_has_header_and_row(built: dict[str, Built], kernel: Non
 
 def test_option_filters_in_the_kernel(built: dict[str, Built], kernel: None) -> None:
     """--pid sets the .rodata target_pid: only that process's exec reaches user space."""
-    child = subprocess.Popen([sys.executable, "-c",
-                              "import os,sys; sys.stdin.readline(); os.execv('/bin/true', ['true'])"],
-                             stdin=subprocess.PIPE, text=True)
+    script = "import os,sys; sys.stdin.readline(); os.execv('/bin/true', ['true'])"
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, text=True)
     run = EccRun("--json", "--duration", "8", package(built, "bootstrap"), "--",
                  "--pid", str(child.pid))
     run.wait_ready()

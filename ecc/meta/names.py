@@ -26,7 +26,7 @@ def object_file_name(source_path: str) -> str:
 
 
 def obj_name(object_file: str) -> str:
-    """The ``object_name`` a loader gives libbpf: base name without ``.o``, non-identifiers as ``_``.
+    """The ``object_name`` a loader gives libbpf: base name less ``.o``, non-identifiers ``_``.
 
     Mirrors how libbpf derives an object's name from its path (bpf_object_new),
     made explicit so that a loader opening from memory gets the same name.
@@ -47,10 +47,8 @@ def internal_map_name(object_name: str, section: str) -> str:
     # libbpf copies the object name into a BPF_OBJ_NAME_LEN buffer first.
     object_name = object_name[: BPF_OBJ_NAME_LEN - 1]
     sfx_len = min(max(7, len(section)), BPF_OBJ_NAME_LEN - 1)
-    if "." in section[1:]:
-        pfx_len = 0
-    else:
-        pfx_len = min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(object_name))
+    no_prefix = "." in section[1:]
+    pfx_len = 0 if no_prefix else min(BPF_OBJ_NAME_LEN - sfx_len - 1, len(object_name))
     name = object_name[:pfx_len] + section[:sfx_len]
     return _NON_MAP_NAME.sub("_", name)
 

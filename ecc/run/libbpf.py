@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import struct
 import ctypes.util
 import errno as _errno
 import logging
@@ -37,6 +36,7 @@ import os
 import platform
 import re
 import resource
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType

@@ -8,6 +8,7 @@ line and left out; the others keep running, unless ``strict``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -229,8 +230,7 @@ class Runner:
                 else:
                     ring.add(m, handler)
             else:
-                self._buffers.append(libbpf.PerfBuffer(
-                    m, 64, lambda _cpu, data, h=handler: h(data), self._lost))
+                self._buffers.append(libbpf.PerfBuffer(m, 64, _per_cpu(handler), self._lost))
 
     def _event_handler(self, decoder: Any, formatter: Any) -> Callable[[bytes], int]:
         printed_header = False
@@ -344,16 +344,21 @@ class Runner:
             self.obj = None
 
 
+def _per_cpu(handler: Callable[[bytes], int]) -> Callable[[int, bytes], None]:
+    def sample(_cpu: int, data: bytes) -> None:
+        handler(data)
+
+    return sample
+
+
 def _interval(sample: Mapping[str, Any]) -> float:
     value = sample.get("interval", 1000)
     return max(int(value) if isinstance(value, (int, float)) else 1000, 10) / 1000
 
 
 def _sleep_on(fds: list[int], timeout_ms: int) -> None:
-    try:
+    with contextlib.suppress(InterruptedError, OSError):
         select.select(fds, [], [], timeout_ms / 1000)
-    except (InterruptedError, OSError):
-        pass
 
 
 def _int_annotation(ann: Mapping[str, Any], key: str, where: str) -> int | None:

@@ -1,4 +1,4 @@
-"""libbpf's naming rules (spec 3.1, 3.2), table-driven; libbpf itself checks them in the kernel tests."""
+"""libbpf's naming rules (spec 3.1, 3.2), table-driven; libbpf checks them in the kernel tests."""
 
 from __future__ import annotations
 

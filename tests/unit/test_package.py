@@ -42,7 +42,8 @@ def b64(data: bytes) -> str:
 
 @pytest.mark.parametrize(("encoded", "size", "message"), [
     ("", 10, "package field 'bpf_object' must be a non-empty base64 string"),
-    (b64(zlib.compress(OBJ)), "10", "package field 'bpf_object_size' must be a non-negative integer"),
+    (b64(zlib.compress(OBJ)), "10",
+     "package field 'bpf_object_size' must be a non-negative integer"),
     ("@@@@", 10, "package field 'bpf_object' is not valid base64: Only base64 data is allowed"),
     (b64(b"not zlib at all"), 10, "package field 'bpf_object' is not zlib data: Error -3 while "
      "decompressing data: incorrect header check"),

@@ -1,0 +1,49 @@
+"""The project's shape: one importer per outside dependency, and lint/type checks clean."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OWNERS = {
+    "click": {"ecc/cli.py"},
+    "elftools": {"ecc/elf.py"},
+    "ctypes": {"ecc/run/libbpf.py"},
+    "subprocess": {"ecc/build/tools.py"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(OWNERS))
+def test_one_importer_per_dependency(module: str) -> None:
+    pattern = re.compile(rf"^\s*(?:import|from)\s+{module}\b", re.M)
+    importers = {str(p.relative_to(ROOT)) for p in (ROOT / "ecc").rglob("*.py")
+                 if pattern.search(p.read_text())}
+    assert importers <= OWNERS[module], f"{module} imported by {importers - OWNERS[module]}"
+
+
+def test_readers_and_loader_do_not_import_each_other() -> None:
+    for path in (ROOT / "ecc" / "run").rglob("*.py"):
+        text = path.read_text()
+        assert "from ..build" not in text and "ecc.build" not in text, path
+    for path in (ROOT / "ecc" / "build").rglob("*.py"):
+        assert "from ..run" not in path.read_text(), path
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")
+def test_ruff_clean() -> None:
+    result = subprocess.run(["ruff", "check", "--output-format", "concise", "."], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_mypy_strict_clean() -> None:
+    pytest.importorskip("mypy")
+    result = subprocess.run([sys.executable, "-m", "mypy", "ecc"], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
