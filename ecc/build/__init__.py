@@ -176,11 +176,11 @@ def _prepare_docs(source_text: str) -> tuple[Any, ...]:
 
 
 def _import_readers() -> None:
-    from elftools.elf import elffile  # noqa: F401
-
     from .. import elf, package  # noqa: F401
     from ..btf import parse  # noqa: F401
     from ..meta import annotate, skel  # noqa: F401
+
+    elf.preload()
 
 
 def write_outputs(opts: BuildOptions, out_dir: str, stem: str, obj_bytes: bytes,
