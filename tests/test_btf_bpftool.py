@@ -535,3 +535,22 @@ def test_bare_declarations_match_libbpf(path: Path, emit_decl: Path) -> None:
             mismatches.append((type_id, strip, mine, theirs))
     assert compared > (100000 if path == VMLINUX else 100)
     assert not mismatches[:5], f"{len(mismatches)} of {compared} differ"
+
+
+# --- every object the tests build ------------------------------------------------------
+
+def _built_case_names() -> list[str]:
+    from builds import CASES, all_units
+
+    return [u.name for u in all_units(CASES)
+            if not (CASES / u.name / "expected-error.txt").exists()]
+
+
+@pytest.mark.skipif(BPFTOOL is None, reason="bpftool not installed")
+@pytest.mark.parametrize("name", _built_case_names())
+def test_built_objects_match_bpftool(name: str, built: dict[str, Any]) -> None:
+    """Issue 3, item 3: our parser agrees with bpftool on every object ecc builds, id by id."""
+    case = built[f"cases/{name}"]
+    assert case.result is not None, case.error
+    stem = case.unit.source.name.split(".", 1)[0]
+    test_raw_dump_matches_bpftool(case.out_dir / f"{stem}.bpf.o")
