@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""Wall time of `ecc build` against the bare toolchain on the same source, side by side.
+"""Build speed: `ecc build` against the bare toolchain on the same sources, side by side.
 
-The baseline is what a hand-written Makefile does: `clang -g -O2 -target bpf`
-with the same include directories, then `llvm-strip -g`. Both run in this one
-process, alternating, so machine noise hits them alike; the median of several
-runs is printed with the ratio.
+Baseline ("bare"): what a hand-written Makefile does, `clang -g -O2 -target bpf`
+with the same include folders and vmlinux.h, then `llvm-strip -g`. Against it:
 
-    python3 benchmarks/build.py [--runs N] [--example bootstrap]
+- ecc warm:     the precompiled vmlinux.h prefix is in the cache (every build after the first)
+- ecc cold:     no precompiled header yet (the first build of that prefix); the
+                generated vmlinux.h itself is kept, since the baseline needs one too
+- ecc no-cache: `--no-cache`, no precompiled header at all
+
+Runs alternate, so machine noise hits all alike; each figure is a median.
+Then `ecc --help` against `python -c pass`, and all examples built with -j 2
+against -j 1.
+
+    python3 benchmarks/build.py [--runs N]
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+PROGRAMS = {
+    "bootstrap": ROOT / "examples" / "bootstrap" / "bootstrap.bpf.c",
+    "large": ROOT / "benchmarks" / "large" / "large.bpf.c",
+}
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -31,47 +42,76 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--example", action="append", default=None,
-                        help="example folder name (default: bootstrap)")
     args = parser.parse_args()
 
     from ecc.build import compile as cc
     from ecc.build import tools, vmlinux
 
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "ecc")], check=True)
     clang = tools.find_tool("clang")
     strip = tools.find_tool("llvm-strip")
     work = Path(tempfile.mkdtemp(prefix="ecc-bench-"))
-    env = dict(os.environ, ECC_CACHE_DIR=str(work / "cache"))
-    os.environ["ECC_CACHE_DIR"] = env["ECC_CACHE_DIR"]
+    cache = work / "cache"
+    env = dict(os.environ, ECC_CACHE_DIR=str(cache))
+    os.environ["ECC_CACHE_DIR"] = str(cache)
     vmlinux_dir = vmlinux.generated_header_dir(source_name="benchmark")
     sysinc = cc.system_include_dirs(clang)
-    print(f"clang: {clang}; runs: {args.runs} (median); cache: {work / 'cache'}")
-    print(f"{'program':<14}{'bare clang+strip':>18}{'ecc build':>12}{'ratio':>8}")
+    py = sys.executable
+    print(f"clang: {clang}; python: {py}; {args.runs} runs each, medians")
+    print(f"\n{'program':<11}{'bare':>9}{'warm':>9}{'cold':>9}{'no-cache':>10}"
+          f"{'warm/bare':>11}{'cold/bare':>11}{'no-cache/bare':>15}")
     try:
-        for name in args.example or ["bootstrap"]:
-            folder = ROOT / "examples" / name
-            source = folder / f"{name}.bpf.c"
-            header = folder / f"{name}.h"
+        for name, source in PROGRAMS.items():
+            header = source.with_suffix("").with_suffix(".h")
             out = work / name
             out.mkdir()
             bare = [clang, "-g", "-O2", "-target", "bpf", "-Wno-unknown-attributes",
-                    f"-D__TARGET_ARCH_{cc.host_arch()}", f"-I{folder}", f"-I{vmlinux_dir}"]
+                    f"-D__TARGET_ARCH_{cc.host_arch()}", f"-I{source.parent}",
+                    f"-I{vmlinux_dir}"]
             for d in sysinc:
                 bare += ["-idirafter", d]
             bare += ["-c", str(source), "-o", str(out / "bare.o")]
             strip_cmd = [strip, "-g", str(out / "bare.o"), "-o", str(out / "bare.stripped.o")]
-            ecc_cmd = [sys.executable, "-m", "ecc", "build", str(source),
+            ecc_cmd = [py, "-m", "ecc", "build", str(source),
                        *([str(header)] if header.is_file() else []), "-o", str(out)]
-            timed(ecc_cmd, env)  # warm the OS page cache and ecc's own caches alike
-            bare_t, ecc_t = [], []
+            timed(ecc_cmd, env)  # warms the page cache, makes the PCH
+            results: dict[str, list[float]] = {"bare": [], "warm": [], "cold": [], "nocache": []}
             for _ in range(args.runs):
-                bare_t.append(timed(bare) + timed(strip_cmd))
-                ecc_t.append(timed(ecc_cmd, env))
-            b, e = statistics.median(bare_t), statistics.median(ecc_t)
-            print(f"{name:<14}{b * 1000:>15.0f} ms{e * 1000:>9.0f} ms{e / b:>8.2f}")
+                results["bare"].append(timed(bare) + timed(strip_cmd))
+                results["warm"].append(timed(ecc_cmd, env))
+                shutil.rmtree(cache / "pch", ignore_errors=True)
+                results["cold"].append(timed(ecc_cmd, env))
+                results["nocache"].append(timed([*ecc_cmd, "--no-cache"], env))
+            b, w, c, n = (median_ms(results[k]) for k in ("bare", "warm", "cold", "nocache"))
+            print(f"{name:<11}{b:>6.0f} ms{w:>6.0f} ms{c:>6.0f} ms{n:>7.0f} ms"
+                  f"{w / b:>11.2f}{c / b:>11.2f}{n / b:>15.2f}")
+
+        passes, helps = [], []
+        for _ in range(args.runs * 2):
+            passes.append(timed([py, "-c", "pass"]))
+            helps.append(timed([py, "-m", "ecc", "--help"]))
+        p, h = median_ms(passes), median_ms(helps)
+        print(f"\n{'python -c pass':<20}{p:>7.0f} ms\n{'ecc --help':<20}{h:>7.0f} ms"
+              f"\n{'ratio':<20}{h / p:>10.2f}")
+
+        examples = sorted(str(d) for d in (ROOT / "examples").iterdir() if d.is_dir())
+        timed([py, "-m", "ecc", "build", *examples, "-o", str(work / "all"), "-j", "2"], env)
+        serial, parallel = [], []
+        for _ in range(max(3, args.runs // 2)):
+            serial.append(timed([py, "-m", "ecc", "build", *examples, "-o",
+                                 str(work / "all"), "-j", "1"], env))
+            parallel.append(timed([py, "-m", "ecc", "build", *examples, "-o",
+                                   str(work / "all"), "-j", "2"], env))
+        s, q = median_ms(serial), median_ms(parallel)
+        print(f"\n{len(examples)} examples, -j 1{s:>9.0f} ms\n{len(examples)} examples, -j 2"
+              f"{q:>9.0f} ms\n{'speed-up':<19}{s / q:>9.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -7,7 +7,9 @@ the function body, so ``ecc --help`` stays close to a bare interpreter start.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -53,8 +55,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("source", metavar="SOURCE")
-@click.argument("export_header", metavar="[EXPORT_HEADER]", required=False)
+@click.argument("inputs", nargs=-1, required=True, metavar="SOURCE [EXPORT_HEADER] | SOURCES...")
 @click.option("-o", "--output-path", "--output-dir", "output_dir", metavar="DIR",
               help="Where the outputs go (default: the source's folder).")
 @click.option("-v", "--verbose", is_flag=True, help="Print each command run and timings.")
@@ -77,19 +78,30 @@ def cli() -> None:
               help="Target architecture for __TARGET_ARCH_* (default: the host's).")
 @click.option("--vmlinux", metavar="FILE", help="The vmlinux.h to compile against.")
 @click.option("--no-doc", is_flag=True, help="Ignore doc-comment annotations.")
-def build(source: str, export_header: str | None, output_dir: str | None, verbose: bool,
+@click.option("--no-cache", is_flag=True,
+              help="Do not use (or make) the precompiled vmlinux.h in the cache.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
+              help="With several programs: how many to build at once (default: the cores).")
+def build(inputs: tuple[str, ...], output_dir: str | None, verbose: bool,
           yaml_: bool, header_only: bool, wasm_header: bool, workspace: str | None,
           cflags: tuple[str, ...], clang: str | None, llvm_strip: str | None,
           bpftool: str | None, no_package_json: bool, arch: str | None,
-          vmlinux: str | None, no_doc: bool) -> None:
+          vmlinux: str | None, no_doc: bool, no_cache: bool, jobs: int | None) -> None:
     """Compile SOURCE (a .bpf.c) into <stem>.bpf.o, <stem>.skel.json and package.json.
 
-    EXPORT_HEADER names the structs the program sends to user space.
+    EXPORT_HEADER names the structs the program sends to user space. Given
+    several .bpf.c files or a folder instead, builds each (with its <stem>.h
+    beside it, if any) in parallel; with -o DIR, into DIR/<stem>/.
     """
     from .build import build as run_build
 
     _setup_logging(verbose)
-    result = run_build(_build_options(click.get_current_context().params))
+    params = click.get_current_context().params
+    if len(inputs) > 2 or (len(inputs) == 2 and not inputs[1].endswith(".h")) or (
+            len(inputs) == 1 and os.path.isdir(inputs[0])):
+        _build_several(inputs, params, jobs)
+        return
+    result = run_build(_build_options(params))
     if result.diagnostics:
         click.echo(result.diagnostics, err=True)
     for warning in result.warnings:
@@ -229,20 +241,51 @@ def _run_loaded(loaded: Any, opts: Any) -> None:
         runner.close()
 
 
+def _build_several(inputs: tuple[str, ...], params: dict[str, Any], jobs: int | None) -> None:
+    """One status line per program as it finishes, then a summary; exit 1 if any failed."""
+    from .build.batch import Outcome, build_many, expand_sources
+
+    sources = expand_sources(inputs)
+    template = _build_options({**params, "inputs": (sources[0],)})
+    width = max(len(s) for s in sources)
+
+    def report(outcome: Outcome) -> None:
+        if outcome.error is not None:
+            if outcome.error.details:
+                click.echo(outcome.error.details, err=True)
+            click.echo(f"  FAIL {outcome.source:<{width}}  {outcome.error}", err=True)
+        else:
+            assert outcome.result is not None
+            for warning in outcome.result.warnings:
+                click.echo(f"ecc: warning: {warning}", err=True)
+            click.echo(f"  ok   {outcome.source:<{width}}  {outcome.seconds * 1000:6.0f} ms",
+                       err=True)
+
+    start = time.perf_counter()
+    outcomes = build_many(sources, template, jobs or os.cpu_count() or 1, report)
+    failed = sum(1 for o in outcomes if o.error is not None)
+    click.echo(f"ecc: built {len(outcomes) - failed} of {len(outcomes)} programs in "
+               f"{time.perf_counter() - start:.2f} s" + (f"; {failed} failed" if failed else ""),
+               err=True)
+    if failed:
+        raise SystemExit(1)
+
+
 def _build_options(params: dict[str, Any]) -> BuildOptions:
     import shlex
 
     from .build import BuildOptions
 
+    inputs = params["inputs"]
     return BuildOptions(
-        source=params["source"], export_header=params["export_header"],
+        source=inputs[0], export_header=inputs[1] if len(inputs) > 1 else None,
         output_dir=params["output_dir"], yaml=params["yaml_"],
         header_only=params["header_only"], wasm_header=params["wasm_header"],
         workspace=params["workspace"],
         cflags=tuple(f for group in params["cflags"] for f in shlex.split(group)),
         clang=params["clang"], llvm_strip=params["llvm_strip"], bpftool=params["bpftool"],
         no_package_json=params["no_package_json"], arch=params["arch"],
-        vmlinux=params["vmlinux"], no_doc=params["no_doc"],
+        vmlinux=params["vmlinux"], no_doc=params["no_doc"], cache=not params["no_cache"],
     )
 
 

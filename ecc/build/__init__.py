@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
-from ..errors import BtfError, EccError, ElfError
+from ..errors import BtfError, CompileError, EccError, ElfError
 
 log = logging.getLogger("ecc")
 
@@ -33,6 +34,7 @@ class BuildOptions:
     arch: str | None = None
     vmlinux: str | None = None
     no_doc: bool = False
+    cache: bool = True
 
 
 @dataclass
@@ -69,12 +71,10 @@ class _Timer:
 
 
 def build(opts: BuildOptions) -> BuildResult:
-    from ..btf import parse_btf
-    from ..elf import read_object
     from ..meta import names
-    from ..meta.skel import ExportSpec, build_meta, exported_struct_names
+    from ..meta.exports import ExportSpec, exported_struct_names
     from . import compile as cc
-    from . import tools, vmlinux
+    from . import pch, tools, vmlinux
 
     timer = _Timer()
     source = opts.source
@@ -129,7 +129,14 @@ def build(opts: BuildOptions) -> BuildResult:
             wrapper=wrapper, output=raw_obj, source_dir=source_dir, arch=arch,
             include_dirs=tuple(include_dirs), cflags=tuple(opts.cflags),
         )
-        running = cc.start_compile(clang, req, display_name=os.path.basename(source))
+        entry = None
+        if opts.cache and wants_vmlinux:
+            entry = _pch_entry(clang, req, source_text, source_dir, opts.cflags, include_dirs)
+            made = pch.ensure(clang, entry) if entry is not None else None
+            req = dataclasses.replace(req, pch=str(made) if made else None)
+            timer.lap("pch")
+        display = os.path.basename(source)
+        running = cc.start_compile(clang, req, display_name=display)
         try:
             # While clang works, do everything that does not need its output: the
             # imports of the readers and the doc-comment scan. It overlaps on a
@@ -139,7 +146,18 @@ def build(opts: BuildOptions) -> BuildResult:
         except BaseException:
             running.kill()
             raise
-        diagnostics = cc.finish_compile(running, req, display_name=os.path.basename(source))
+        try:
+            diagnostics = cc.finish_compile(running, req, display_name=display)
+        except CompileError as exc:
+            if not (req.pch and entry and pch.is_pch_failure(exc.details or "")):
+                raise
+            # A stale or corrupt cache entry: make it again, and compile once more.
+            log.info("precompiled header unusable; rebuilding it")
+            pch.invalidate(entry)
+            made = pch.ensure(clang, entry)
+            req = dataclasses.replace(req, pch=str(made) if made else None)
+            diagnostics = cc.finish_compile(cc.start_compile(clang, req, display_name=display),
+                                            req, display_name=display)
         timer.lap("clang")
         cc.strip_debug(llvm_strip, raw_obj, final_obj)
         with open(final_obj, "rb") as fh:
@@ -148,6 +166,10 @@ def build(opts: BuildOptions) -> BuildResult:
     finally:
         if own_ws:
             shutil.rmtree(workspace, ignore_errors=True)
+
+    from ..btf import parse_btf
+    from ..elf import read_object
+    from ..meta.skel import build_meta
 
     object_name = names.obj_name(names.object_file_name(source))
     try:
@@ -167,6 +189,23 @@ def build(opts: BuildOptions) -> BuildResult:
     outputs = write_outputs(opts, out_dir, stem, obj_bytes, meta)
     timer.lap("write")
     return BuildResult(outputs, meta, obj_bytes, warnings, diagnostics, timer.timings)
+
+
+def _pch_entry(clang: str, req: Any, source_text: str, source_dir: str,
+               cflags: tuple[str, ...], include_dirs: list[str]) -> Any:
+    """The PCH entry for this build, or None when the source is not eligible."""
+    from . import compile as cc
+    from . import pch, vmlinux
+
+    includes = pch.prefix_includes(source_text)
+    header = vmlinux.resolve_header(source_dir, cflags, include_dirs)
+    if includes is None or header is None:
+        return None
+    # Leave the program's own folder out of the key unless it can change what the
+    # prefix resolves to, so that programs in different folders share one PCH.
+    own = any(os.path.exists(os.path.join(source_dir, n)) for n in ("vmlinux.h", "bpf"))
+    flags = cc.compile_flags(req, cc.system_include_dirs(clang), with_source_dir=own)
+    return pch.entry_for(clang, flags, includes, header)
 
 
 def _prepare_docs(source_text: str) -> tuple[Any, ...]:

@@ -101,16 +101,27 @@ class CompileRequest:
     arch: str
     include_dirs: tuple[str, ...]   # ours (vmlinux.h), searched after the user's
     cflags: tuple[str, ...]
+    pch: str | None = None          # a precompiled vmlinux.h prefix (see pch.py)
+
+
+def compile_flags(req: CompileRequest, sysinc: Sequence[str], *,
+                  with_source_dir: bool = True) -> list[str]:
+    """Every flag but the input and output: what a precompiled header must share."""
+    flags = ["-g", "-O2", "-target", "bpf", "-Wno-unknown-attributes",
+             f"-D__TARGET_ARCH_{req.arch}"]
+    flags += list(req.cflags)
+    if with_source_dir:
+        flags.append(f"-I{req.source_dir}")
+    flags += [f"-I{d}" for d in req.include_dirs]
+    for d in sysinc:
+        flags += ["-idirafter", d]
+    return flags
 
 
 def clang_argv(clang: str, req: CompileRequest, sysinc: Sequence[str]) -> list[str]:
-    argv = [clang, "-g", "-O2", "-target", "bpf", "-Wno-unknown-attributes",
-            f"-D__TARGET_ARCH_{req.arch}"]
-    argv += list(req.cflags)
-    argv.append(f"-I{req.source_dir}")
-    argv += [f"-I{d}" for d in req.include_dirs]
-    for d in sysinc:
-        argv += ["-idirafter", d]
+    argv = [clang, *compile_flags(req, sysinc)]
+    if req.pch:
+        argv += ["-include-pch", req.pch]
     argv += ["-c", req.wrapper, "-o", req.output]
     return argv
 

@@ -34,6 +34,16 @@ def user_include_dirs(source_dir: str, cflags: Sequence[str]) -> list[str]:
     return dirs
 
 
+def resolve_header(source_dir: str, cflags: Sequence[str],
+                   extra_dirs: Sequence[str]) -> str | None:
+    """The vmlinux.h clang will include: the user's first, then the one ecc supplies."""
+    for d in [*user_include_dirs(source_dir, cflags), *extra_dirs]:
+        candidate = os.path.join(d, "vmlinux.h")
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
 def has_own_vmlinux(source_dir: str, cflags: Sequence[str]) -> bool:
     return any(os.path.isfile(os.path.join(d, "vmlinux.h"))
                for d in user_include_dirs(source_dir, cflags))
@@ -62,6 +72,9 @@ def generated_header_dir(btf_path: str = KERNEL_BTF, *, source_name: str,
     Keyed by the BTF's content so a kernel update makes a new header instead of
     silently reusing a stale one.
     """
+    folder = _known_kernel_folder(btf_path)
+    if folder is not None and (folder / "vmlinux.h").is_file():
+        return str(folder)
     try:
         btf = Path(btf_path).read_bytes()
     except OSError as exc:
@@ -74,6 +87,7 @@ def generated_header_dir(btf_path: str = KERNEL_BTF, *, source_name: str,
     folder = cache_dir() / "vmlinux" / digest
     header = folder / "vmlinux.h"
     if header.is_file() and header.stat().st_size > 0:
+        _remember_kernel_folder(btf_path, folder)
         return str(folder)
     tool = tools.find_tool("bpftool", bpftool)
     result = tools.run([tool, "btf", "dump", "file", btf_path, "format", "c"],
@@ -84,4 +98,44 @@ def generated_header_dir(btf_path: str = KERNEL_BTF, *, source_name: str,
 
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(str(header), result.stdout)
+    _remember_kernel_folder(btf_path, folder)
     return str(folder)
+
+
+def _boot_key(btf_path: str) -> str | None:
+    """The running kernel's BTF cannot change until a reboot: boot id + size name it.
+
+    That spares hashing 6 MB on every build; other BTF files are always hashed.
+    """
+    if btf_path != KERNEL_BTF:
+        return None
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip()
+        return f"{boot}-{os.path.getsize(btf_path)}"
+    except OSError:
+        return None
+
+
+def _known_kernel_folder(btf_path: str) -> Path | None:
+    key = _boot_key(btf_path)
+    if key is None:
+        return None
+    try:
+        digest = (cache_dir() / "vmlinux" / "boots" / key).read_text().strip()
+    except OSError:
+        return None
+    return cache_dir() / "vmlinux" / digest if digest.isalnum() else None
+
+
+def _remember_kernel_folder(btf_path: str, folder: Path) -> None:
+    key = _boot_key(btf_path)
+    if key is None:
+        return
+    from ..package import write_atomic
+
+    try:
+        (cache_dir() / "vmlinux" / "boots").mkdir(parents=True, exist_ok=True)
+        write_atomic(str(cache_dir() / "vmlinux" / "boots" / key), folder.name)
+    except OSError:
+        pass

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..btf import Btf, Kind, member_type_str, type_str
@@ -12,6 +10,7 @@ from ..btf.types import Datasec, Struct, Var
 from ..elf import SHT_NOBITS, SHT_PROGBITS, STB_LOCAL, STT_FUNC, BpfObject
 from ..errors import EccError, ElfError
 from . import names
+from .exports import ExportSpec, exported_struct_names
 
 # Internal maps libbpf creates, keyed by the section-name test it applies.
 _DATA_PREFIXES = (".data", ".rodata")
@@ -24,32 +23,6 @@ _RESERVED = {
     "map": {"name", "ident", "mmaped"},
     "var": {"name", "type"},
 }
-
-
-@dataclass(frozen=True)
-class ExportSpec:
-    """Structs to export and where their names came from (for messages)."""
-
-    header: str
-    struct_names: tuple[str, ...]
-
-
-@dataclass
-class MetaResult:
-    meta: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-
-
-_STRUCT_DEF = re.compile(r"\bstruct\s+([A-Za-z_]\w*)\s*\{")
-_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
-
-
-def exported_struct_names(header_text: str) -> tuple[str, ...]:
-    """Every ``struct NAME {`` of the header, in order, once each (comments ignored)."""
-    seen: dict[str, None] = {}
-    for match in _STRUCT_DEF.finditer(_COMMENTS.sub(" ", header_text)):
-        seen.setdefault(match.group(1), None)
-    return tuple(seen)
 
 
 def is_internal_map_section(sec_name: str, sec_type: int, size: int) -> bool:

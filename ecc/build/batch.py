@@ -1,0 +1,66 @@
+"""Several programs at once: ``ecc build a.bpf.c b.bpf.c`` or a folder, ``-j N`` in parallel.
+
+Each program is an ordinary build; builds mostly wait on clang, so threads
+give real parallelism. Each program's export header is ``<stem>.h`` beside
+it, when there is one (the same rule as the container image).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ..errors import EccError
+from . import BuildOptions, BuildResult, build
+
+
+@dataclass(frozen=True)
+class Outcome:
+    source: str
+    result: BuildResult | None
+    error: EccError | None
+    seconds: float
+
+
+def expand_sources(paths: Sequence[str]) -> list[str]:
+    """Folders become the ``*.bpf.c`` files in them, sorted; files stay as given."""
+    out: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(os.path.join(path, n) for n in os.listdir(path) if n.endswith(".bpf.c"))
+            if not found:
+                raise EccError(f"{path}: no .bpf.c file in this folder")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
+def options_for(source: str, template: BuildOptions, several: bool) -> BuildOptions:
+    stem = os.path.basename(source).split(".", 1)[0]
+    header = os.path.join(os.path.dirname(source), f"{stem}.h")
+    output = template.output_dir
+    if output is not None and several:
+        output = os.path.join(output, stem)  # one package.json per program
+    return dataclasses.replace(template, source=source, output_dir=output,
+                               export_header=header if os.path.isfile(header) else None)
+
+
+def build_many(sources: Sequence[str], template: BuildOptions, jobs: int,
+               on_done: Callable[[Outcome], None]) -> list[Outcome]:
+    def one(source: str) -> Outcome:
+        start = time.perf_counter()
+        try:
+            result = build(options_for(source, template, len(sources) > 1))
+            outcome = Outcome(source, result, None, time.perf_counter() - start)
+        except EccError as exc:
+            outcome = Outcome(source, None, exc, time.perf_counter() - start)
+        on_done(outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        return list(pool.map(one, sources))
