@@ -33,6 +33,16 @@ def test_prefix_eligibility(text: str, expected: tuple[str, ...] | None) -> None
     assert prefix_includes(text) == expected
 
 
+def test_unguarded_vmlinux_gets_no_pch(tmp_path: Path) -> None:
+    from ecc.build.pch import has_include_guard
+
+    guarded, unguarded, once = (tmp_path / n for n in ("g.h", "u.h", "o.h"))
+    guarded.write_text("/* c */\n#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n#endif\n")
+    unguarded.write_text("struct x { int a; };\n")
+    once.write_text("// c\n#pragma once\nstruct x;\n")
+    assert [has_include_guard(str(p)) for p in (guarded, unguarded, once)] == [True, False, True]
+
+
 def _build(out: Path, *, cache: bool = True) -> BuildResult:
     return build(BuildOptions(source=str(BOOTSTRAP / "bootstrap.bpf.c"),
                               export_header=str(BOOTSTRAP / "bootstrap.h"),
@@ -84,8 +94,22 @@ def test_cached_and_uncached_objects_are_equivalent(tmp_path: Path, cache_env: P
     assert meta_a == meta_b
 
 
+@pytest.fixture()
+def fresh_cache(tmp_path: Path) -> Any:
+    """A cache of this test's own, so entries of other tests are out of the picture."""
+    cache = tmp_path / "fresh-cache"
+    old = os.environ.get("ECC_CACHE_DIR")
+    os.environ["ECC_CACHE_DIR"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("ECC_CACHE_DIR")
+    else:
+        os.environ["ECC_CACHE_DIR"] = old
+
+
 @requires_clang
-def test_corrupt_entry_is_rebuilt(tmp_path: Path, cache_env: Path) -> None:
+def test_corrupt_entry_is_rebuilt(tmp_path: Path, fresh_cache: Path) -> None:
+    cache_env = fresh_cache
     first = _build(tmp_path / "a")
     entries = list((cache_env / "pch").glob("*/prefix.h.pch"))
     assert entries
@@ -97,7 +121,8 @@ def test_corrupt_entry_is_rebuilt(tmp_path: Path, cache_env: Path) -> None:
 
 
 @requires_clang
-def test_truncated_entry_is_rebuilt(tmp_path: Path, cache_env: Path) -> None:
+def test_truncated_entry_is_rebuilt(tmp_path: Path, fresh_cache: Path) -> None:
+    cache_env = fresh_cache
     first = _build(tmp_path / "a")
     for entry in (cache_env / "pch").glob("*/prefix.h.pch"):
         with open(entry, "r+b") as fh:
@@ -106,23 +131,15 @@ def test_truncated_entry_is_rebuilt(tmp_path: Path, cache_env: Path) -> None:
 
 
 @requires_clang
-def test_two_builds_make_one_entry_at_once(tmp_path: Path) -> None:
-    cache = tmp_path / "fresh-cache"
-    old = os.environ.get("ECC_CACHE_DIR")
-    os.environ["ECC_CACHE_DIR"] = str(cache)
-    try:
-        results: list[bytes] = []
-        threads = [threading.Thread(target=lambda i=i: results.append(
-            _build(tmp_path / f"out{i}").object_bytes)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        if old is None:
-            os.environ.pop("ECC_CACHE_DIR")
-        else:
-            os.environ["ECC_CACHE_DIR"] = old
+def test_two_builds_make_one_entry_at_once(tmp_path: Path, fresh_cache: Path) -> None:
+    cache = fresh_cache
+    results: list[bytes] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        _build(tmp_path / f"out{i}").object_bytes)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     assert len(results) == 2 and results[0] == results[1]
     assert len(list((cache / "pch").glob("*/prefix.h.pch"))) == 1
     assert not list((cache / "pch").glob("*/*.tmp"))

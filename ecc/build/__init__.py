@@ -149,13 +149,18 @@ def build(opts: BuildOptions) -> BuildResult:
         try:
             diagnostics = cc.finish_compile(running, req, display_name=display)
         except CompileError as exc:
-            if not (req.pch and entry and pch.is_pch_failure(exc.details or "")):
+            if not (req.pch and entry):
                 raise
-            # A stale or corrupt cache entry: make it again, and compile once more.
-            log.info("precompiled header unusable; rebuilding it")
-            pch.invalidate(entry)
-            made = pch.ensure(clang, entry)
-            req = dataclasses.replace(req, pch=str(made) if made else None)
+            if pch.is_pch_failure(exc.details or ""):
+                # A stale or corrupt cache entry: make it again, and compile once more.
+                log.info("precompiled header unusable; rebuilding it")
+                pch.invalidate(entry)
+                made = pch.ensure(clang, entry)
+                req = dataclasses.replace(req, pch=str(made) if made else None)
+            else:
+                # Whatever went wrong, the program's own diagnostics are those of a
+                # compile without the cache: the PCH must never change the outcome.
+                req = dataclasses.replace(req, pch=None)
             diagnostics = cc.finish_compile(cc.start_compile(clang, req, display_name=display),
                                             req, display_name=display)
         timer.lap("clang")
@@ -199,7 +204,7 @@ def _pch_entry(clang: str, req: Any, source_text: str, source_dir: str,
 
     includes = pch.prefix_includes(source_text)
     header = vmlinux.resolve_header(source_dir, cflags, include_dirs)
-    if includes is None or header is None:
+    if includes is None or header is None or not pch.has_include_guard(header):
         return None
     # Leave the program's own folder out of the key unless it can change what the
     # prefix resolves to, so that programs in different folders share one PCH.

@@ -69,6 +69,20 @@ def prefix_includes(source_text: str) -> tuple[str, ...] | None:
     return tuple(lines) if lines else None
 
 
+_GUARD = re.compile(r"\A\s*(?:#\s*pragma\s+once\b|#\s*ifndef\s+(\w+)\s*\n\s*#\s*define\s+\1\b)")
+
+
+def has_include_guard(header_path: str) -> bool:
+    """A header the PCH stands for is included a second time by the program itself;
+    that is a no-op only when the header guards against it."""
+    try:
+        with open(header_path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(16384)
+    except OSError:
+        return False
+    return _GUARD.match(_COMMENTS.sub(lambda m: "\n" * m.group(0).count("\n"), head)) is not None
+
+
 def _identity(path: str) -> str:
     try:
         st = os.stat(path)
