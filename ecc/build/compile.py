@@ -121,7 +121,8 @@ def compile_flags(req: CompileRequest, sysinc: Sequence[str], *,
 def clang_argv(clang: str, req: CompileRequest, sysinc: Sequence[str]) -> list[str]:
     argv = [clang, *compile_flags(req, sysinc)]
     if req.pch:
-        argv += ["-include-pch", req.pch]
+        # See tools.no_aslr_prefix: with a PCH, stable output needs fixed addresses.
+        argv = [*(tools.no_aslr_prefix() or []), *argv, "-include-pch", req.pch]
     argv += ["-c", req.wrapper, "-o", req.output]
     return argv
 

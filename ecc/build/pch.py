@@ -11,27 +11,28 @@ same, and its code is the same instruction for instruction.
 Every eligible build uses the PCH, the first one included (it makes the
 entry, under a lock, before compiling): clang numbers BTF types in a
 different order with a PCH than without, so using it only when it happens
-to exist would make the package depend on the state of the cache. A stale
+to exist would make the package depend on the state of the cache. With a
+PCH, clang 19's BTF type order also depends on heap addresses, so PCH
+builds run with address randomization off (``setarch -R``); where that is
+not allowed (a container's seccomp profile), there is no PCH. A stale
 or corrupt entry is caught by clang's own PCH checks; it is rebuilt, never
 fatal. ``--no-cache`` compiles without it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CompileError
 from . import tools
-from .cache import cache_dir
+from .cache import cache_dir, locked
 
 log = logging.getLogger("ecc")
 
@@ -115,24 +116,19 @@ def entry_for(clang: str, flags: Sequence[str], includes: Sequence[str],
                     tuple(includes))
 
 
-@contextlib.contextmanager
-def _locked(entry: PchEntry) -> Iterator[None]:
-    """One builder per entry at a time; others wait, then find it made."""
-    entry.folder.mkdir(parents=True, exist_ok=True)
-    with open(entry.folder / "lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure(clang: str, entry: PchEntry) -> Path | None:
-    """The PCH, made first if missing; None when it cannot be made (build without it)."""
+    """The PCH, made first if missing; None when it cannot be made (build without it).
+
+    Also None where address randomization cannot be turned off: a PCH build
+    would then not be reproducible, and reproducible beats fast.
+    """
+    if tools.no_aslr_prefix() is None:
+        log.info("no precompiled header: setarch -R is not available here")
+        return None
     if entry.ready():
         return entry.pch
     try:
-        with _locked(entry):
+        with locked(entry.folder):
             if entry.ready():
                 return entry.pch
             # The header sits alone in its folder, so "vmlinux.h" is found through
@@ -140,8 +136,9 @@ def ensure(clang: str, entry: PchEntry) -> Path | None:
             entry.header.write_text("".join(line + "\n" for line in entry.includes))
             tmp = entry.folder / f"prefix.h.pch.{os.getpid()}.tmp"
             try:
-                tools.run([clang, *entry.flags, "-x", "c-header", str(entry.header),
-                           "-o", str(tmp)], what="precompiling the vmlinux.h prefix")
+                tools.run([*(tools.no_aslr_prefix() or []), clang, *entry.flags, "-x",
+                           "c-header", str(entry.header), "-o", str(tmp)],
+                          what="precompiling the vmlinux.h prefix")
                 os.replace(tmp, entry.pch)
             finally:
                 tmp.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -97,6 +98,33 @@ class Running:
 def start(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
           cwd: str | None = None, check: bool = True) -> Running:
     return Running(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check)
+
+
+_NO_ASLR: list[str] | None = None
+_NO_ASLR_CHECKED = False
+_NO_ASLR_LOCK = threading.Lock()
+
+
+def no_aslr_prefix() -> list[str] | None:
+    """``setarch -R``, when this system lets a process turn address randomization off.
+
+    clang 19 emits BTF types in an order that depends on heap addresses when it
+    reads a precompiled header; without randomization the order is stable.
+    Containers' seccomp profiles often forbid it; callers then do without.
+    """
+    global _NO_ASLR, _NO_ASLR_CHECKED
+    with _NO_ASLR_LOCK:  # parallel builds (-j) ask at once; all must get one answer
+        if not _NO_ASLR_CHECKED:
+            setarch = shutil.which("setarch")
+            if setarch is not None:
+                try:
+                    ok = subprocess.run([setarch, "-R", "true"], capture_output=True,
+                                        check=False).returncode == 0
+                except OSError:
+                    ok = False
+                _NO_ASLR = [setarch, "-R"] if ok else None
+            _NO_ASLR_CHECKED = True
+        return _NO_ASLR
 
 
 def run(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,

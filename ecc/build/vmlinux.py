@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import EccError
 from . import tools
-from .cache import cache_dir
+from .cache import cache_dir, locked
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 _INCLUDES_VMLINUX = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]vmlinux\.h[">]', re.M)
@@ -86,18 +86,18 @@ def generated_header_dir(btf_path: str = KERNEL_BTF, *, source_name: str,
     digest = hashlib.sha256(btf).hexdigest()[:24]
     folder = cache_dir() / "vmlinux" / digest
     header = folder / "vmlinux.h"
-    if header.is_file() and header.stat().st_size > 0:
-        _remember_kernel_folder(btf_path, folder)
-        return str(folder)
-    tool = tools.find_tool("bpftool", bpftool)
-    result = tools.run([tool, "btf", "dump", "file", btf_path, "format", "c"],
-                       what="generating vmlinux.h from the kernel's BTF")
-    if not result.stdout.strip():
-        raise EccError(f"bpftool produced an empty vmlinux.h from {btf_path}")
-    from ..package import write_atomic
+    # Made once, never rewritten: a precompiled header keyed by this file's
+    # mtime must not see it change under it.
+    with locked(folder):
+        if not (header.is_file() and header.stat().st_size > 0):
+            tool = tools.find_tool("bpftool", bpftool)
+            result = tools.run([tool, "btf", "dump", "file", btf_path, "format", "c"],
+                               what="generating vmlinux.h from the kernel's BTF")
+            if not result.stdout.strip():
+                raise EccError(f"bpftool produced an empty vmlinux.h from {btf_path}")
+            from ..package import write_atomic
 
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(str(header), result.stdout)
+            write_atomic(str(header), result.stdout)
     _remember_kernel_folder(btf_path, folder)
     return str(folder)
 
