@@ -361,10 +361,13 @@ def test_verifier_failure_names_program_and_log_tail(
     with pytest.raises(LibbpfError) as info:
         obj.load()
     message = str(info.value)
+    details = info.value.details or ""
     assert info.value.errno == 13  # EACCES from the verifier
-    assert "program 'out_of_bounds' (tp/sched/sched_process_exec)" in message
-    assert "invalid access to map value" in message
-    assert "processed" in message  # the last line of the verifier log
+    assert message == ("loading program 'out_of_bounds' (tp/sched/sched_process_exec) failed: "
+                       "Permission denied (EACCES)")
+    assert details.startswith("verifier log (tail):\n")
+    assert "invalid access to map value" in details
+    assert "processed" in details  # the last line of the verifier log
     assert not isinstance(info.value, KernelLimitError)
     assert "BEGIN PROG LOAD LOG" in obj.captured_log()
     assert L.captured_log() == obj.captured_log()

@@ -220,3 +220,70 @@ def test_sigterm_detaches_everything(built: dict[str, Built], kernel: None) -> N
     after = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True,
                            check=True).stdout
     assert "handle_exec" not in after and "handle_exit" not in after
+
+
+def test_strict_makes_a_kernel_limit_fatal(built: dict[str, Built], kernel: None) -> None:
+    result = subprocess.run([sys.executable, "-m", "ecc", "run", "--strict", "--duration", "1",
+                             package(built, "kprobe")], capture_output=True, text=True,
+                            timeout=60, check=False)
+    if result.returncode == 0:
+        pytest.fail("kprobes attached: this kernel has them; turn this into a real test")
+    assert result.returncode == 1
+    assert result.stderr == (
+        "ecc: error: program 'do_unlinkat' (kprobe/do_unlinkat): this kernel cannot attach "
+        "kprobes (kprobes are not built in) [ENOENT]\n")
+
+
+VERIFIER_FAILS = """\
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+\t__uint(type, BPF_MAP_TYPE_ARRAY);
+\t__uint(max_entries, 1);
+\t__type(key, __u32);
+\t__type(value, __u32);
+} vals SEC(".maps");
+
+SEC("tp/syscalls/sys_enter_getpid")
+int reads_out_of_bounds(void *ctx)
+{
+\t__u32 key = 0, *v = bpf_map_lookup_elem(&vals, &key);
+
+\tif (!v)
+\t\treturn 0;
+\treturn v[100];
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+def test_verifier_failure_names_program_and_log(tmp_path: Path, kernel: None,
+                                                cache_env: Path) -> None:
+    source = tmp_path / "bad.bpf.c"
+    source.write_text(VERIFIER_FAILS)
+    built = subprocess.run([sys.executable, "-m", "ecc", "build", str(source)],
+                           capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    result = subprocess.run([sys.executable, "-m", "ecc", "run", str(tmp_path / "package.json")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("ecc: error: loading program 'reads_out_of_bounds' "
+                           "(tp/syscalls/sys_enter_getpid) failed: Permission denied (EACCES)")
+    assert "verifier log (tail):" in result.stderr
+    assert "invalid access to map value" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_yaml_package_runs(built: dict[str, Built], kernel: None, tmp_path: Path) -> None:
+    yaml = pytest.importorskip("yaml")
+    package_yaml = tmp_path / "package.yaml"
+    package_yaml.write_text(yaml.safe_dump(json.loads(Path(package(built, "bootstrap"))
+                                                      .read_text())))
+    run = EccRun("--json", "--duration", "6", str(package_yaml))
+    run.wait_ready()
+    pid = run_child(["/bin/true"])
+    assert run.wait_for(lambda: any(r["pid"] == pid for r in run.json_rows()))
+    assert run.stop() == 0

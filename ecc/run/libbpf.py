@@ -546,11 +546,10 @@ def _errno_name(err: int) -> str:
 
 def _error(what: str, err: int, log: str = "") -> LibbpfError:
     err = abs(err) or _errno.EINVAL
-    message = f"{what}: {libbpf_strerror(err)}"
     tail = _tail(log, 5)
-    if tail:
-        message += "\nlibbpf said:\n" + tail
-    return LibbpfError(message, err)
+    # The message stays one line; what libbpf printed goes above it as details.
+    return LibbpfError(f"{what}: {libbpf_strerror(err)}", err,
+                       details=f"libbpf said:\n{tail}" if tail else None)
 
 
 def _ptr_errno() -> int:
@@ -664,11 +663,12 @@ def _load_error(obj_name: str, err: int, log: str, sections: dict[str, str]) -> 
     if err == _errno.EPERM and os.geteuid() != 0:
         message += "; loading BPF needs root (or CAP_BPF with CAP_PERFMON/CAP_NET_ADMIN)"
     verifier = _verifier_log(log)
+    details = None
     if verifier:
-        message += "\nverifier log (tail):\n" + _tail(verifier, _LOG_TAIL_LINES)
+        details = "verifier log (tail):\n" + _tail(verifier, _LOG_TAIL_LINES)
     elif log.strip():
-        message += "\nlibbpf said:\n" + _tail(log, _LOG_TAIL_LINES)
-    return LibbpfError(message, err)
+        details = "libbpf said:\n" + _tail(log, _LOG_TAIL_LINES)
+    return LibbpfError(message, err, details=details)
 
 
 def _attach_error(prog_name: str, section: str, what: str, err: int, log: str) -> EccError:
