@@ -1376,55 +1376,28 @@ def _map_fd(target: Map | int) -> tuple[int, str]:
     return target, f"map fd {target}"
 
 
-class RingBuffer:
-    """ring_buffer__new/__add/__poll over BPF_MAP_TYPE_RINGBUF maps.
+class _EventBuffer:
+    """What ring and perf buffers share: polling, errors from callbacks, freeing.
 
-    The callback gets a copy of each record (bytes) and may return a negative
-    int to stop the current poll. If it raises, polling stops and poll()
-    re-raises the exception.
+    ``_API`` is libbpf's function prefix (``ring_buffer__``/``perf_buffer__``).
     """
 
-    def __init__(self, target: Map | int, callback: Callable[[bytes], int | None]) -> None:
+    _API = ""
+    _WHAT = ""
+
+    def __init__(self) -> None:
         self._lib = load_libbpf()
         self._ptr: int | None = None
-        # The trampolines and maps must stay referenced while libbpf may call them.
-        self._keep: list[object] = []
         self._error: BaseException | None = None
-        fd, what = _map_fd(target)
-        cb = self._trampoline(callback)
-        with _Capture() as cap:
-            ptr = self._lib.ring_buffer__new(fd, cb, None, None)
-            err = _ptr_errno()
-        if not ptr:
-            raise _error(f"creating a ring buffer on {what}", err, cap.text)
-        self._ptr = int(ptr)
-        self._keep += [cb, target]
+        self._keep: list[object] = []
 
-    def _trampoline(self, callback: Callable[[bytes], int | None]) -> Any:
-        def sample(_ctx: int | None, data: int | None, size: int) -> int:
-            try:
-                rc = callback(ctypes.string_at(data, size) if data else b"")
-            except BaseException as exc:  # re-raised by poll()
-                self._error = exc
-                return -1
-            return rc if isinstance(rc, int) else 0
-
-        return _RB_SAMPLE_FN(sample)
+    def _call(self, name: str, *args: Any) -> Any:
+        return getattr(self._lib, self._API + name)(*args)
 
     def _handle(self) -> int:
         if self._ptr is None:
-            raise LibbpfError("ring buffer is freed", _errno.EBADF)
+            raise LibbpfError(f"{self._WHAT} is freed", _errno.EBADF)
         return self._ptr
-
-    def add(self, target: Map | int, callback: Callable[[bytes], int | None]) -> None:
-        """Poll one more ring buffer map through this manager."""
-        handle = self._handle()
-        fd, what = _map_fd(target)
-        cb = self._trampoline(callback)
-        rc = int(self._lib.ring_buffer__add(handle, fd, cb, None))
-        if rc < 0:
-            raise _error(f"adding {what} to a ring buffer", rc)
-        self._keep += [cb, target]
 
     def _check(self, rc: int, what: str) -> int:
         error, self._error = self._error, None
@@ -1437,24 +1410,22 @@ class RingBuffer:
         return rc
 
     def poll(self, timeout_ms: int) -> int:
-        """Wait up to `timeout_ms` (-1: forever) and consume; returns records seen."""
-        return self._check(
-            int(self._lib.ring_buffer__poll(self._handle(), timeout_ms)), "polling ring buffer"
-        )
+        """Wait up to `timeout_ms` (-1: forever) and consume what arrived."""
+        return self._check(int(self._call("poll", self._handle(), timeout_ms)),
+                           f"polling {self._WHAT}")
 
     def consume(self) -> int:
         """Consume what is available without waiting."""
-        return self._check(
-            int(self._lib.ring_buffer__consume(self._handle())), "consuming ring buffer"
-        )
+        return self._check(int(self._call("consume", self._handle())),
+                           f"consuming {self._WHAT}")
 
     def epoll_fd(self) -> int:
-        return int(self._lib.ring_buffer__epoll_fd(self._handle()))
+        return int(self._call("epoll_fd", self._handle()))
 
     def free(self) -> None:
         ptr, self._ptr = self._ptr, None
         if ptr is not None:
-            self._lib.ring_buffer__free(ptr)
+            self._call("free", ptr)
         self._keep.clear()
 
     def __enter__(self) -> Self:
@@ -1468,13 +1439,62 @@ class RingBuffer:
             self.free()
 
 
-class PerfBuffer:
+class RingBuffer(_EventBuffer):
+    """ring_buffer__new/__add/__poll over BPF_MAP_TYPE_RINGBUF maps.
+
+    The callback gets a copy of each record (bytes) and may return a negative
+    int to stop the current poll. If it raises, polling stops and poll()
+    re-raises the exception.
+    """
+
+    _API = "ring_buffer__"
+    _WHAT = "ring buffer"
+
+    def __init__(self, target: Map | int, callback: Callable[[bytes], int | None]) -> None:
+        super().__init__()
+        fd, what = _map_fd(target)
+        cb = self._trampoline(callback)
+        with _Capture() as cap:
+            ptr = self._lib.ring_buffer__new(fd, cb, None, None)
+            err = _ptr_errno()
+        if not ptr:
+            raise _error(f"creating a ring buffer on {what}", err, cap.text)
+        self._ptr = int(ptr)
+        # The trampolines and maps must stay referenced while libbpf may call them.
+        self._keep += [cb, target]
+
+    def _trampoline(self, callback: Callable[[bytes], int | None]) -> Any:
+        def sample(_ctx: int | None, data: int | None, size: int) -> int:
+            try:
+                rc = callback(ctypes.string_at(data, size) if data else b"")
+            except BaseException as exc:  # re-raised by poll()
+                self._error = exc
+                return -1
+            return rc if isinstance(rc, int) else 0
+
+        return _RB_SAMPLE_FN(sample)
+
+    def add(self, target: Map | int, callback: Callable[[bytes], int | None]) -> None:
+        """Poll one more ring buffer map through this manager."""
+        handle = self._handle()
+        fd, what = _map_fd(target)
+        cb = self._trampoline(callback)
+        rc = int(self._lib.ring_buffer__add(handle, fd, cb, None))
+        if rc < 0:
+            raise _error(f"adding {what} to a ring buffer", rc)
+        self._keep += [cb, target]
+
+
+class PerfBuffer(_EventBuffer):
     """perf_buffer__new over a BPF_MAP_TYPE_PERF_EVENT_ARRAY map.
 
     sample_cb(cpu, data) gets a copy of each record; lost_cb(cpu, count) is
     told about dropped records. page_cnt (pages per CPU) must be a power of
     two. An exception in a callback is re-raised by poll()/consume().
     """
+
+    _API = "perf_buffer__"
+    _WHAT = "perf buffer"
 
     def __init__(
         self,
@@ -1483,9 +1503,7 @@ class PerfBuffer:
         sample_cb: Callable[[int, bytes], None],
         lost_cb: Callable[[int, int], None] | None = None,
     ) -> None:
-        self._lib = load_libbpf()
-        self._ptr: int | None = None
-        self._error: BaseException | None = None
+        super().__init__()
         fd, what = _map_fd(target)
         if page_cnt <= 0 or page_cnt & (page_cnt - 1):
             raise ValueError(f"perf buffer page count must be a power of two, got {page_cnt}")
@@ -1514,52 +1532,7 @@ class PerfBuffer:
         if not ptr:
             raise _error(f"creating a perf buffer on {what}", err, cap.text)
         self._ptr = int(ptr)
-        self._keep: list[object] = [sample_fn, lost_fn, target]
-
-    def _handle(self) -> int:
-        if self._ptr is None:
-            raise LibbpfError("perf buffer is freed", _errno.EBADF)
-        return self._ptr
-
-    def _check(self, rc: int, what: str) -> int:
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-        if rc == -_errno.EINTR:
-            return 0
-        if rc < 0:
-            raise _error(what, rc)
-        return rc
-
-    def poll(self, timeout_ms: int) -> int:
-        """Wait up to `timeout_ms` and consume; returns the number of ready buffers."""
-        return self._check(
-            int(self._lib.perf_buffer__poll(self._handle(), timeout_ms)), "polling perf buffer"
-        )
-
-    def consume(self) -> int:
-        return self._check(
-            int(self._lib.perf_buffer__consume(self._handle())), "consuming perf buffer"
-        )
-
-    def epoll_fd(self) -> int:
-        return int(self._lib.perf_buffer__epoll_fd(self._handle()))
-
-    def free(self) -> None:
-        ptr, self._ptr = self._ptr, None
-        if ptr is not None:
-            self._lib.perf_buffer__free(ptr)
-        self._keep.clear()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.free()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.free()
+        self._keep += [sample_fn, lost_fn, target]
 
 
 # --- misc -------------------------------------------------------------------------------

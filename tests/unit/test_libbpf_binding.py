@@ -148,7 +148,7 @@ def test_verifier_log_tail_is_bounded() -> None:
     body = "\n".join(f"{i}: insn" for i in range(500))
     log = f"libbpf: prog 'p': -- BEGIN PROG LOAD LOG --\n{body}\n-- END PROG LOAD LOG --\n"
     err = L._load_error("o", -13, log, {"p": "tp/a/b"})
-    lines = str(err).splitlines()
+    lines = (err.details or "").splitlines()
     assert lines[-1] == "499: insn"
     assert "480: insn" in lines and "479: insn" not in lines
 
@@ -159,7 +159,7 @@ def test_load_error_names_program_and_quotes_log() -> None:
     )
     assert type(err) is LibbpfError
     assert err.errno == errno.EACCES
-    text = str(err)
+    text = str(err) + "\n" + (err.details or "")
     assert text.startswith(
         "loading program 'out_of_bounds' (tp/sched/sched_process_exec) failed: "
         "Permission denied (EACCES)"
@@ -172,7 +172,7 @@ def test_load_error_without_program_names_object() -> None:
     err = L._load_error("foo_bpf", -22, "libbpf: map 'm': failed to create: -22\n", {})
     assert isinstance(err, LibbpfError)
     assert "loading BPF object 'foo_bpf' failed" in str(err)
-    assert "map 'm': failed to create" in str(err)
+    assert "map 'm': failed to create" in (err.details or "")
 
 
 def test_fentry_eperm_as_root_is_kernel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,7 +220,7 @@ def test_kprobe_on_missing_function_is_libbpf_error(monkeypatch: pytest.MonkeyPa
     assert str(err).startswith(
         "program 'p' (kprobe/nope): cannot attach: No such file or directory"
     )
-    assert "failed to create kprobe" in str(err)
+    assert "failed to create kprobe" in (err.details or "")
 
 
 def test_uprobe_attach_without_uprobes_is_kernel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
