@@ -29,6 +29,7 @@ class Section:
     type: int
     flags: int
     size: int
+    offset: int = 0  # in the file; lets `ecc build --verify` name the sections that differ
 
     @property
     def executable(self) -> bool:
@@ -108,7 +109,8 @@ def _read(data: bytes) -> BpfObject:
             raise ElfError(f"section {index} ('{sec.name}') lies outside the file")
         if size > MAX_SECTION_BYTES:
             raise ElfError(f"section {index} ('{sec.name}') claims {size} bytes; too large")
-        sections.append(Section(index, sec.name, sh_type, int(header["sh_flags"]), size))
+        sections.append(Section(index, sec.name, sh_type, int(header["sh_flags"]), size,
+                                int(header["sh_offset"])))
         if sec.name.startswith((".data", ".rodata", ".bss")) and sh_type in (SHT_PROGBITS,
                                                                           SHT_NOBITS):
             data_sections[sec.name] = (bytes(size) if sh_type == SHT_NOBITS

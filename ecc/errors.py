@@ -41,6 +41,10 @@ class PackageError(EccError):
     """A package (package.json / .skel.json / tar) is malformed."""
 
 
+class FetchError(EccError):
+    """A package could not be fetched (URL, OCI registry) or did not verify (digest, size)."""
+
+
 class AnnotationError(EccError):
     """A doc-comment annotation is invalid (bad cmdarg, clashing options)."""
 

@@ -29,6 +29,15 @@ if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.
 fi
 
 pkgs=(clang-19 llvm-19 gcc make)
+# The distribution registry, for the OCI push/pull tests (started by the tests themselves;
+# its package enables a systemd unit, which does nothing where there is no systemd).
+if [ "$dev" = 1 ]; then pkgs+=(docker-registry); fi
+# Real containers for the image and `ecc build --docker` tests (podman serves the Docker
+# API; runc because crun fails in some VMs; debootstrap makes the base image without a
+# registry: scripts/base-image.sh), and shellcheck, which actionlint runs on `run:` steps.
+if [ "$dev" = 1 ]; then pkgs+=(podman runc debootstrap shellcheck); fi
+# Debian's Prometheus server (and promtool) for the exporter tests, which start their own.
+if [ "$dev" = 1 ]; then pkgs+=(prometheus); fi
 bpo_pkgs=(libbpf-dev libbpf1 bpftool)
 missing=()
 for p in "${pkgs[@]}" "${bpo_pkgs[@]}"; do
@@ -49,7 +58,7 @@ export PIP_ROOT_USER_ACTION=ignore
 if [ "$dev" = 1 ]; then
   $py -m pip install -q --disable-pip-version-check -e "$here[dev]" --config-settings editable_mode=compat
 else
-  $py -m pip install -q --disable-pip-version-check -e "$here[yaml]" --config-settings editable_mode=compat
+  $py -m pip install -q --disable-pip-version-check -e "$here[yaml,oci,init,docker,exporter]" --config-settings editable_mode=compat
 fi
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 echo "ecc $($py -m ecc --version | awk '{print $NF}') installed; clang: $(command -v clang-19), bpftool: $(command -v bpftool || echo /usr/sbin/bpftool)"

@@ -19,6 +19,10 @@ EXAMPLES = ROOT / "examples"
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 
+# Session fixtures for real containers (podman, the ecc image, the Docker API), here
+# so that every test module shares one of each.
+from containers import docker_host, ecc_image, podman  # noqa: E402, F401
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",

@@ -16,9 +16,11 @@ from typing import Any
 class EccRun:
     """`python -m ecc run ARGS` in the background, its output collected by threads."""
 
-    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+    def __init__(self, *args: str, cwd: Path | None = None,
+                 argv: list[str] | None = None) -> None:
+        # argv: another command that behaves like `ecc run` (a standalone .out file)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ecc", "run", *args], stdout=subprocess.PIPE,
+            argv or [sys.executable, "-m", "ecc", "run", *args], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, cwd=cwd)
         self.out: list[str] = []
         self.err: list[str] = []

@@ -16,6 +16,11 @@ OWNERS = {
     "elftools": {"ecc/elf.py"},
     "ctypes": {"ecc/run/libbpf.py"},
     "subprocess": {"ecc/build/tools.py"},
+    "oras": {"ecc/oci.py"},      # the OCI registry client
+    "requests": {"ecc/oci.py"},  # only to catch the errors oras lets through
+    "urllib.request": {"ecc/run/fetch.py"},
+    "docker": {"ecc/docker.py"},  # the Docker Engine API client (ecc build --docker)
+    "jinja2": {"ecc/init.py"},    # the project templates (ecc init)
 }
 
 

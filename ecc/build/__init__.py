@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +35,12 @@ class BuildOptions:
     no_package_json: bool = False
     arch: str | None = None
     vmlinux: str | None = None
+    btf: str | None = None               # a BTF file to generate vmlinux.h from (--btf)
     no_doc: bool = False
     cache: bool = True
+    btfgen: bool = False                 # also write <stem>.tar with tailored BTF (btfgen.py)
+    btfhub_archive: str | None = None
+    standalone: bool = False             # also write <stem>.out (ecc/standalone.py)
 
 
 @dataclass
@@ -45,6 +51,11 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)
     diagnostics: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    # For the build report and depfile (report.py): what was read and run.
+    arch: str = ""
+    sources: list[str] = field(default_factory=list)   # absolute
+    inputs: list[Any] = field(default_factory=list)    # provenance.InputFile: sources, headers
+    commands: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _read_text(path: str, what: str) -> str:
@@ -71,10 +82,19 @@ class _Timer:
 
 
 def build(opts: BuildOptions) -> BuildResult:
+    from . import tools
+
+    with tools.recording() as commands:
+        result = _build(opts)
+    result.commands = commands
+    return result
+
+
+def _build(opts: BuildOptions) -> BuildResult:
     from ..meta import names
     from ..meta.exports import ExportSpec, exported_struct_names
     from . import compile as cc
-    from . import pch, tools, vmlinux
+    from . import tools
 
     timer = _Timer()
     source = opts.source
@@ -92,6 +112,10 @@ def build(opts: BuildOptions) -> BuildResult:
             raise EccError(f"output folder {out_dir} is not a directory")
         os.makedirs(out_dir, exist_ok=True)
 
+    if opts.btfgen or opts.btfhub_archive is not None:
+        from .btfgen import check_options
+
+        check_options(opts.btfgen, opts.btfhub_archive)  # before compiling: no wasted build
     clang = tools.find_tool("clang", opts.clang)
     llvm_strip = tools.find_tool("llvm-strip", opts.llvm_strip)
     arch = opts.arch or cc.host_arch()
@@ -102,75 +126,24 @@ def build(opts: BuildOptions) -> BuildResult:
     if header_text is not None and header is not None:
         export = ExportSpec(os.path.basename(header), exported_struct_names(header_text))
 
-    source_dir = os.path.dirname(os.path.abspath(source))
-    own_ws = opts.workspace is None
-    workspace = tempfile.mkdtemp(prefix="ecc-") if own_ws else os.path.abspath(
-        opts.workspace or "")
-    if not own_ws:
-        os.makedirs(workspace, exist_ok=True)
-    try:
-        include_dirs: list[str] = []
-        wants_vmlinux = vmlinux.includes_vmlinux(source_text) or (
-            header_text is not None and vmlinux.includes_vmlinux(header_text))
-        if opts.vmlinux:
-            include_dirs.append(vmlinux.header_dir_for(opts.vmlinux, workspace))
-        elif wants_vmlinux and not vmlinux.has_own_vmlinux(source_dir, opts.cflags):
-            include_dirs.append(vmlinux.generated_header_dir(
-                source_name=os.path.basename(source), bpftool=opts.bpftool))
-        timer.lap("prepare")
+    stem = names.stem(source)
+    docs: Any = None
 
-        stem = names.stem(source)
-        wrapper = os.path.join(workspace, f"{stem}.ecc.c")
-        with open(wrapper, "w") as fh:
-            fh.write(cc.wrapper_source(source, export.struct_names if export else ()))
-        raw_obj = os.path.join(workspace, f"{stem}.unstripped.o")
-        final_obj = os.path.join(workspace, names.object_file_name(source))
-        req = cc.CompileRequest(
-            wrapper=wrapper, output=raw_obj, source_dir=source_dir, arch=arch,
-            include_dirs=tuple(include_dirs), cflags=tuple(opts.cflags),
-        )
-        entry = None
-        if opts.cache and wants_vmlinux:
-            entry = _pch_entry(clang, req, source_text, source_dir, opts.cflags, include_dirs)
-            made = pch.ensure(clang, entry) if entry is not None else None
-            req = dataclasses.replace(req, pch=str(made) if made else None)
-            timer.lap("pch")
-        display = os.path.basename(source)
-        running = cc.start_compile(clang, req, display_name=display)
-        try:
-            # While clang works, do everything that does not need its output: the
-            # imports of the readers and the doc-comment scan. It overlaps on a
-            # second core instead of adding to the build's wall time.
-            docs = None if opts.no_doc else _prepare_docs(source_text)
-            _import_readers()
-        except BaseException:
-            running.kill()
-            raise
-        try:
-            diagnostics = cc.finish_compile(running, req, display_name=display)
-        except CompileError as exc:
-            if not (req.pch and entry):
-                raise
-            if pch.is_pch_failure(exc.details or ""):
-                # A stale or corrupt cache entry: make it again, and compile once more.
-                log.info("precompiled header unusable; rebuilding it")
-                pch.invalidate(entry)
-                made = pch.ensure(clang, entry)
-                req = dataclasses.replace(req, pch=str(made) if made else None)
-            else:
-                # Whatever went wrong, the program's own diagnostics are those of a
-                # compile without the cache: the PCH must never change the outcome.
-                req = dataclasses.replace(req, pch=None)
-            diagnostics = cc.finish_compile(cc.start_compile(clang, req, display_name=display),
-                                            req, display_name=display)
-        timer.lap("clang")
-        cc.strip_debug(llvm_strip, raw_obj, final_obj)
-        with open(final_obj, "rb") as fh:
-            obj_bytes = fh.read()
-        timer.lap("strip")
-    finally:
-        if own_ws:
-            shutil.rmtree(workspace, ignore_errors=True)
+    def while_compiling() -> None:
+        # While clang works, do everything that does not need its output: the
+        # imports of the readers and the doc-comment scan. It overlaps on a
+        # second core instead of adding to the build's wall time.
+        nonlocal docs
+        docs = None if opts.no_doc else _prepare_docs(source_text)
+        _import_readers()
+
+    job = CompileJob(source, source_text, header_text,
+                     export.struct_names if export else (), arch,
+                     os.path.dirname(os.path.abspath(source)))
+    with _workspace(opts) as workspace:
+        compiled = compile_object(opts, job, clang, llvm_strip, workspace, timer,
+                                  while_compiling)
+    obj_bytes, diagnostics = compiled.object_bytes, compiled.diagnostics
 
     from ..btf import parse_btf
     from ..elf import read_object
@@ -190,10 +163,185 @@ def build(opts: BuildOptions) -> BuildResult:
 
         warnings += apply_doc_comments(meta, docs or (), source, source_text)
         timer.lap("doc")
+    from .provenance import record
 
+    inputs = record(meta, [compiled], arch=arch, clang=clang, sources=[source],
+                    headers=[header] if header and not opts.header_only else [])
+    timer.lap("provenance")
+
+    btf_tar = None
+    if opts.btfgen:
+        # Before write_outputs, so that an unusable archive leaves earlier outputs untouched.
+        from ..package import dumps_json, make_package
+        from .btfgen import write_btfgen_tar
+
+        btf_tar = write_btfgen_tar(
+            opts.btfhub_archive or "", stem=stem, out_dir=out_dir, object_bytes=obj_bytes,
+            package_json=dumps_json(make_package(obj_bytes, meta)), bpftool=opts.bpftool,
+            workspace=opts.workspace)
+        warnings += btf_tar.warnings
+        timer.lap("btfgen")
     outputs = write_outputs(opts, out_dir, stem, obj_bytes, meta)
+    outputs += [btf_tar.path] if btf_tar is not None else []
     timer.lap("write")
-    return BuildResult(outputs, meta, obj_bytes, warnings, diagnostics, timer.timings)
+    if opts.standalone:
+        from ..standalone import write_standalone
+
+        outputs.append(write_standalone(out_dir, stem, obj_bytes, meta))
+        timer.lap("standalone")
+    return BuildResult(outputs, meta, obj_bytes, warnings, diagnostics, timer.timings,
+                       arch=arch, sources=[os.path.abspath(source)], inputs=inputs)
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    """One translation unit: a build compiles one, a --link build one per source."""
+
+    source: str
+    source_text: str
+    header_text: str | None
+    struct_names: tuple[str, ...]   # exported structs that get a dummy pointer here
+    arch: str
+    source_root: str                # the folder the object names "." (repro.PathMap)
+
+
+@dataclass
+class Compiled:
+    object_bytes: bytes             # stripped of DWARF
+    diagnostics: str
+    depends: list[str]              # every file clang read (its -MD list), ecc's own left out
+    flags: list[str]                # the compile flags, for provenance
+    path_map: Any                   # repro.PathMap
+
+
+@contextlib.contextmanager
+def _workspace(opts: BuildOptions) -> Iterator[str]:
+    if opts.workspace is None:
+        workspace = tempfile.mkdtemp(prefix="ecc-")
+        try:
+            yield workspace
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+    else:
+        workspace = os.path.abspath(opts.workspace)
+        os.makedirs(workspace, exist_ok=True)
+        yield workspace
+
+
+def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: str,
+                   workspace: str, timer: _Timer,
+                   while_compiling: Callable[[], None] | None = None) -> Compiled:
+    """clang (with the PCH when it applies) and llvm-strip: source -> object bytes."""
+    from ..meta import names
+    from . import compile as cc
+    from . import pch, vmlinux
+    from .cache import cache_dir
+    from .report import depfile_flags, parse_depfile
+    from .repro import PathMap, mirror_folder, unalias
+
+    source, source_text, header_text, arch = job.source, job.source_text, job.header_text, job.arch
+    source_dir = os.path.dirname(os.path.abspath(source))
+    include_dirs: list[str] = []
+    wants_vmlinux = vmlinux.includes_vmlinux(source_text) or (
+        header_text is not None and vmlinux.includes_vmlinux(header_text))
+    vmlinux_dir = None
+    if opts.vmlinux:
+        vmlinux_dir = vmlinux.header_dir_for(opts.vmlinux, workspace)
+    elif opts.btf:
+        vmlinux_dir = vmlinux.generated_header_dir(
+            _existing(opts.btf, "--btf"), source_name=os.path.basename(source),
+            bpftool=opts.bpftool)
+    elif wants_vmlinux and not vmlinux.has_own_vmlinux(source_dir, opts.cflags):
+        from .targets import check_host_vmlinux
+
+        check_host_vmlinux(arch, source)  # the kernel's own BTF is for the host's arch
+        vmlinux_dir = vmlinux.generated_header_dir(
+            source_name=os.path.basename(source), bpftool=opts.bpftool)
+    if vmlinux_dir is not None:
+        from .targets import check_explicit_vmlinux
+
+        check_explicit_vmlinux(opts, source_dir, vmlinux_dir)
+        include_dirs.append(vmlinux_dir)
+    timer.lap("prepare")
+
+    stem = names.stem(source)
+    # clang reads the program's folder through a path of fixed length (repro.py).
+    alias = mirror_folder(source_dir, workspace) or source_dir
+    wrapper = os.path.join(workspace, f"{stem}.ecc.c")
+    with open(wrapper, "w") as out:
+        out.write(cc.wrapper_source(os.path.join(alias, os.path.basename(source)),
+                                    job.struct_names))
+    raw_obj = os.path.join(workspace, f"{stem}.unstripped.o")
+    final_obj = os.path.join(workspace, names.object_file_name(source))
+    depfile = os.path.join(workspace, f"{stem}.d")
+    cache = os.path.abspath(cache_dir())
+    path_map = PathMap.for_build(job.source_root, workspace=workspace, cache=cache,
+                                 vmlinux_dir=vmlinux_dir, aliases={alias: source_dir})
+    req = cc.CompileRequest(
+        wrapper=wrapper, output=raw_obj, source_dir=alias, arch=arch,
+        include_dirs=tuple(include_dirs), cflags=tuple(opts.cflags),
+        extra_flags=(*path_map.debug_flags(opts.cflags), *depfile_flags(depfile)),
+    )
+    entry = None
+    if opts.cache and wants_vmlinux:
+        entry = _pch_entry(clang, req, source_text, source_dir, opts.cflags, include_dirs)
+        made = pch.ensure(clang, entry) if entry is not None else None
+        req = dataclasses.replace(req, pch=str(made) if made else None)
+        timer.lap("pch")
+    display = os.path.basename(source)
+
+    def finish(running: Any, req: Any) -> str:
+        try:
+            return unalias(cc.finish_compile(running, req, display_name=display), alias,
+                           source_dir)
+        except CompileError as exc:
+            raise CompileError(str(exc), unalias(exc.details or "", alias, source_dir)
+                               or None) from exc
+
+    running = cc.start_compile(clang, req, display_name=display)
+    try:
+        if while_compiling is not None:
+            while_compiling()
+    except BaseException:
+        running.kill()
+        raise
+    try:
+        diagnostics = finish(running, req)
+    except CompileError as exc:
+        if not (req.pch and entry):
+            raise
+        if pch.is_pch_failure(exc.details or ""):
+            # A stale or corrupt cache entry: make it again, and compile once more.
+            log.info("precompiled header unusable; rebuilding it")
+            pch.invalidate(entry)
+            made = pch.ensure(clang, entry)
+            req = dataclasses.replace(req, pch=str(made) if made else None)
+        else:
+            # Whatever went wrong, the program's own diagnostics are those of a
+            # compile without the cache: the PCH must never change the outcome.
+            req = dataclasses.replace(req, pch=None)
+        diagnostics = finish(cc.start_compile(clang, req, display_name=display), req)
+    timer.lap("clang")
+    cc.strip_debug(llvm_strip, raw_obj, final_obj)
+    with open(final_obj, "rb") as fh:
+        obj_bytes = fh.read()
+    try:
+        with open(depfile, encoding="utf-8", errors="surrogateescape") as dep:
+            depends = parse_depfile(unalias(dep.read(), alias, source_dir))
+    except OSError:
+        depends = []
+    pch_dir = os.path.join(cache, "pch", "")
+    depends = [d for d in (os.path.abspath(p) for p in depends)
+               if d != wrapper and not d.startswith(pch_dir)]
+    timer.lap("strip")
+    return Compiled(obj_bytes, diagnostics, depends,
+                    cc.compile_flags(req, cc.system_include_dirs(clang)), path_map)
+
+
+def _existing(path: str, option: str) -> str:
+    if not os.path.isfile(path):
+        raise EccError(f"{option} {path}: no such file")
+    return path
 
 
 def _pch_entry(clang: str, req: Any, source_text: str, source_dir: str,

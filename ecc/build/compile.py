@@ -5,34 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import CompileError, EccError
+# The arch tables live in ecc/arch.py, shared with ecc run; re-exported for callers here.
+from ..arch import HOST_ARCHES as HOST_ARCHES
+from ..arch import TARGET_ARCHES as TARGET_ARCHES
+from ..arch import host_arch as host_arch
+from ..errors import CompileError
 from . import tools
 from .cache import cache_dir
-
-# uname -m -> the __TARGET_ARCH_* suffix libbpf's bpf_tracing.h knows.
-HOST_ARCHES = {
-    "x86_64": "x86", "i386": "x86", "i686": "x86", "amd64": "x86",
-    "aarch64": "arm64", "arm64": "arm64",
-    "ppc64le": "powerpc", "ppc64": "powerpc",
-    "mips": "mips", "mips64": "mips",
-    "riscv64": "riscv",
-    "s390x": "s390",
-    "loongarch64": "loongarch",
-}
-TARGET_ARCHES = ("x86", "arm64", "powerpc", "mips", "riscv", "s390", "loongarch", "arm")
-
-
-def host_arch() -> str:
-    machine = platform.machine().lower()
-    arch = HOST_ARCHES.get(machine)
-    if arch is None:
-        raise EccError(f"unknown host architecture '{machine}'; give one with --arch")
-    return arch
 
 
 def dummy_declarations(struct_names: Sequence[str]) -> str:
@@ -102,6 +85,9 @@ class CompileRequest:
     include_dirs: tuple[str, ...]   # ours (vmlinux.h), searched after the user's
     cflags: tuple[str, ...]
     pch: str | None = None          # a precompiled vmlinux.h prefix (see pch.py)
+    # Flags that name things but do not change the program (debug path maps, the
+    # depfile: see repro.py, report.py), so they stay out of the PCH key.
+    extra_flags: tuple[str, ...] = ()
 
 
 def compile_flags(req: CompileRequest, sysinc: Sequence[str], *,
@@ -119,10 +105,12 @@ def compile_flags(req: CompileRequest, sysinc: Sequence[str], *,
 
 
 def clang_argv(clang: str, req: CompileRequest, sysinc: Sequence[str]) -> list[str]:
-    argv = [clang, *compile_flags(req, sysinc)]
+    argv = [clang, *compile_flags(req, sysinc), *req.extra_flags]
     if req.pch:
-        # See tools.no_aslr_prefix: with a PCH, stable output needs fixed addresses.
-        argv = [*(tools.no_aslr_prefix() or []), *argv, "-include-pch", req.pch]
+        argv += ["-include-pch", req.pch]
+    # See tools.no_aslr_prefix: stable output needs fixed addresses, with a PCH and
+    # (measured: two BTF orders over runs of the same compile) without one.
+    argv = [*(tools.no_aslr_prefix() or []), *argv]
     argv += ["-c", req.wrapper, "-o", req.output]
     return argv
 

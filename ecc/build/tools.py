@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -9,8 +10,10 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import CompileError, ToolNotFoundError
 
@@ -57,6 +60,22 @@ def find_tool(name: str, explicit: str | None = None) -> str:
     )
 
 
+# Commands run inside ``recording()``, for the build report (report.py). A context
+# variable, so that builds in parallel threads (-j) each keep their own list.
+_RECORD: ContextVar[list[dict[str, Any]] | None] = ContextVar("ecc_commands", default=None)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[dict[str, Any]]]:
+    """Collect every tool run in this context: argv, exit status, seconds."""
+    commands: list[dict[str, Any]] = []
+    token = _RECORD.set(commands)
+    try:
+        yield commands
+    finally:
+        _RECORD.reset(token)
+
+
 class Running:
     """A tool started in the background, so Python work can overlap with it."""
 
@@ -66,6 +85,7 @@ class Running:
         self.what = what
         self.check = check
         self._input = input_bytes
+        self._record = _RECORD.get()
         log.info("+ %s", shlex.join(self.argv))
         self._start = time.perf_counter()
         try:
@@ -82,6 +102,9 @@ class Running:
         seconds = time.perf_counter() - self._start
         log.info("  (%s took %.3f s)", os.path.basename(self.argv[0]), seconds)
         result = Result(self._proc.returncode, stdout, stderr, seconds)
+        if self._record is not None:
+            self._record.append({"what": self.what, "argv": self.argv,
+                                 "exit": result.returncode, "seconds": round(seconds, 4)})
         if self.check and result.returncode != 0:
             detail = stderr.decode(errors="replace").strip() or stdout.decode(
                 errors="replace").strip()

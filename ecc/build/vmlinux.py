@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,19 +51,28 @@ def has_own_vmlinux(source_dir: str, cflags: Sequence[str]) -> bool:
 
 
 def header_dir_for(explicit: str, workspace: str) -> str:
-    """A folder where ``#include "vmlinux.h"`` finds the file the user named with --vmlinux."""
-    path = os.path.abspath(explicit)
+    """A folder where ``#include "vmlinux.h"`` finds the file the user named with --vmlinux.
+
+    A file with another name (``arm64-vmlinux.h``) gets a symlink named
+    vmlinux.h in a folder of the cache named after its path: a stable folder,
+    so that the precompiled-header key (which holds the -I folders) is the same
+    from one build to the next, and the header is still there when the build
+    hashes it for provenance. ``workspace`` is kept for callers.
+    """
+    path = os.path.realpath(explicit)
     if not os.path.isfile(path):
         raise EccError(f"--vmlinux {explicit}: no such file")
     if os.path.basename(path) == "vmlinux.h":
         return os.path.dirname(path)
-    link_dir = os.path.join(workspace, "vmlinux-include")
-    os.makedirs(link_dir, exist_ok=True)
-    link = os.path.join(link_dir, "vmlinux.h")
-    if os.path.lexists(link):
-        os.unlink(link)
-    os.symlink(path, link)
-    return link_dir
+    link_dir = cache_dir() / "vmlinux" / "links" / hashlib.sha256(path.encode()).hexdigest()[:24]
+    link = link_dir / "vmlinux.h"
+    if not (link.is_symlink() and os.readlink(link) == path):
+        link_dir.mkdir(parents=True, exist_ok=True)
+        tmp = link_dir / f".vmlinux.h.{os.getpid()}.{threading.get_ident()}"
+        tmp.unlink(missing_ok=True)
+        os.symlink(path, tmp)
+        os.replace(tmp, link)  # atomic: a parallel build sees the old link or the new
+    return str(link_dir)
 
 
 def generated_header_dir(btf_path: str = KERNEL_BTF, *, source_name: str,

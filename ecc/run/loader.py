@@ -44,6 +44,11 @@ class RunOptions:
     section_values: dict[str, bytes] = field(default_factory=dict)  # section -> initial bytes
     perf_freq: int = DEFAULT_PERF_FREQ
     max_events: int | None = None
+    # Hooks for callers that consume events themselves (ecc exporter): when set, each
+    # ring/perf buffer record goes to event_sink(map name, raw bytes) instead of being
+    # decoded and printed, and perf buffer losses to lost_sink(map name, cpu, count).
+    event_sink: Callable[[str, bytes], None] | None = None
+    lost_sink: Callable[[str, int, int], None] | None = None
 
 
 @dataclass
@@ -191,13 +196,7 @@ class Runner:
     # -- events and maps --------------------------------------------------------
 
     def _event_type_id(self, map_meta: Mapping[str, Any]) -> int | None:
-        config = map_meta.get("export_config")
-        if config == "no_export":
-            return None
-        if isinstance(config, dict) and isinstance(config.get("btf_type_id"), int):
-            return int(config["btf_type_id"])
-        exports = self.package.meta.get("export_types") or []
-        return int(exports[0]["type_id"]) if exports else None
+        return event_type_id(self.package.meta, map_meta)
 
     def open_outputs(self) -> None:
         from .decode import Decoder
@@ -214,15 +213,20 @@ class Runner:
             if meta.get("export_config") == "no_export":
                 continue
             type_id = self._event_type_id(meta)
-            widths = None
-            if type_id is not None and btf is not None:
-                decoder: Decoder | None = Decoder(btf, type_id)
-                assert decoder is not None
-                fields, widths = decoder.fields, decoder.widths
+            handler: Callable[[bytes], int | None]
+            lost: Callable[[int, int], None] = self._lost
+            if self.opts.event_sink is not None:
+                handler, lost = _sink_handlers(m.name, self.opts.event_sink, self.opts.lost_sink)
             else:
-                decoder, fields = None, ("data",)
-            formatter = EventFormatter(fields, json=self.opts.json, widths=widths)
-            handler = self._event_handler(decoder, formatter)
+                widths = None
+                if type_id is not None and btf is not None:
+                    decoder: Decoder | None = Decoder(btf, type_id)
+                    assert decoder is not None
+                    fields, widths = decoder.fields, decoder.widths
+                else:
+                    decoder, fields = None, ("data",)
+                formatter = EventFormatter(fields, json=self.opts.json, widths=widths)
+                handler = self._event_handler(decoder, formatter)
             if m.type == MAP_TYPE_RINGBUF:
                 if ring is None:
                     ring = libbpf.RingBuffer(m, handler)
@@ -230,7 +234,7 @@ class Runner:
                 else:
                     ring.add(m, handler)
             else:
-                self._buffers.append(libbpf.PerfBuffer(m, 64, _per_cpu(handler), self._lost))
+                self._buffers.append(libbpf.PerfBuffer(m, 64, _per_cpu(handler), lost))
 
     def _event_handler(self, decoder: Any, formatter: Any) -> Callable[[bytes], int]:
         printed_header = False
@@ -327,6 +331,17 @@ class Runner:
         if samples and not self.opts.json:
             self.print_samples(samples)
 
+    def poll_buffers(self, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms`` for events and handle them: one step of ``poll``
+        for callers that run their own loop (in a thread, where signals cannot be set)."""
+        if not self._buffers:
+            time.sleep(timeout_ms / 1000)
+            return
+        for buf in self._buffers:
+            buf.poll(timeout_ms if len(self._buffers) == 1 else 0)
+        if len(self._buffers) > 1:
+            _sleep_on([b.epoll_fd() for b in self._buffers], timeout_ms)
+
     def stop(self) -> None:
         self._stop = True
 
@@ -344,7 +359,33 @@ class Runner:
             self.obj = None
 
 
-def _per_cpu(handler: Callable[[bytes], int]) -> Callable[[int, bytes], None]:
+def event_type_id(meta: Mapping[str, Any], map_meta: Mapping[str, Any]) -> int | None:
+    """The BTF id of the struct a ring/perf buffer map carries: its ``export_config``,
+    else the package's first export type; None when it exports nothing."""
+    config = map_meta.get("export_config")
+    if config == "no_export":
+        return None
+    if isinstance(config, dict) and isinstance(config.get("btf_type_id"), int):
+        return int(config["btf_type_id"])
+    exports = meta.get("export_types") or []
+    return int(exports[0]["type_id"]) if exports else None
+
+
+def _sink_handlers(
+    name: str, sink: Callable[[str, bytes], None], lost_sink: Callable[[str, int, int], None] | None
+) -> tuple[Callable[[bytes], int | None], Callable[[int, int], None]]:
+    def handle(data: bytes) -> int:
+        sink(name, data)
+        return 0
+
+    def lost(cpu: int, count: int) -> None:
+        if lost_sink is not None:
+            lost_sink(name, cpu, count)
+
+    return handle, lost
+
+
+def _per_cpu(handler: Callable[[bytes], int | None]) -> Callable[[int, bytes], None]:
     def sample(_cpu: int, data: bytes) -> None:
         handler(data)
 

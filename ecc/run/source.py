@@ -7,6 +7,7 @@ the field, so a broken package is one clear line, not a libbpf failure later.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -30,6 +31,8 @@ class LoadedPackage:
     meta: dict[str, Any]
     elf: BpfObject
     btf: Btf | None
+    # A --btfgen tar's kernel BTF files, '<distro>/<version>/<arch>/<kernel>.btf' -> bytes.
+    btf_archive: dict[str, bytes] | None = None
 
     @property
     def obj_name(self) -> str:
@@ -83,7 +86,14 @@ def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
     origin = "<stdin>" if path == "-" else path
     base = os.path.basename(path)
     yaml_first = base.endswith((".yaml", ".yml"))
-    document = _parse_document(origin, _read_bytes(path), yaml_first)
+    data, archive = _read_bytes(path), None
+    # ecc build --btfgen's <stem>.tar; by name, or by its magic (POSIX, GNU) from stdin.
+    if base.endswith(".tar") or data[257:263] == b"ustar\0" or data[257:265] == b"ustar  \0":
+        from .btfarchive import read_tar
+
+        tar = read_tar(origin, data)
+        data, archive, base = tar.package_bytes, tar.btfs, "package.json"
+    document = _parse_document(origin, data, yaml_first)
     skel_suffix = next((s for s in (".skel.json", ".skel.yaml", ".skel.yml")
                         if base.endswith(s)), None)
     if skel_suffix is not None:
@@ -106,7 +116,21 @@ def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
         except PackageError as exc:
             raise PackageError(f"{origin}: {exc}") from exc
         object_bytes, meta = package.object_bytes, package.meta
-    return check_package(origin, object_bytes, meta)
+    loaded = check_package(origin, object_bytes, meta)
+    return dataclasses.replace(loaded, btf_archive=archive) if archive is not None else loaded
+
+
+def read_package_data(origin: str, data: bytes, *, yaml_first: bool = False,
+                      limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
+    """Check a package held in memory (from a URL, a registry, a standalone file) like a file."""
+    if len(data) > MAX_PACKAGE_BYTES:
+        raise PackageError(f"{origin}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
+    document = _parse_document(origin, data, yaml_first)
+    try:
+        package = parse_package(document, limit=limit)
+    except PackageError as exc:
+        raise PackageError(f"{origin}: {exc}") from exc
+    return check_package(origin, package.object_bytes, package.meta)
 
 
 def check_package(origin: str, object_bytes: bytes, meta: dict[str, Any]) -> LoadedPackage:

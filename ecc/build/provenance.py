@@ -1,0 +1,133 @@
+"""How a package was built, recorded inside it (``meta.provenance``).
+
+Where: eunomia's loaders read ``meta`` with serde structs (bpf-loader-rs,
+``EunomiaObjectMeta``; the package itself is ``ComposedObjectInner``) that do
+not set ``deny_unknown_fields``, so an unknown key is skipped, in ``meta`` as
+at the top level. It goes in ``meta`` so that the ``.skel.json`` (which is
+``meta`` alone) carries it too, and the package schema allows extra keys there.
+
+What: ecc's version, the target arch, the compiler (and linker) versions, the
+flags, and a SHA-256 of every source and header clang read. Paths are written
+through the build's :class:`~ecc.build.repro.PathMap` (``./prog.bpf.c``,
+``<cache>/vmlinux/<id>/vmlinux.h``), so the record is as reproducible as the
+object: two builds in different folders record the same thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from . import tools
+from .cache import cache_dir
+from .repro import RECORDED_FLAGS, PathMap
+
+if TYPE_CHECKING:
+    from . import Compiled
+
+KEY = "provenance"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str       # absolute
+    sha256: str
+
+
+def digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def hash_inputs(paths: Iterable[str]) -> list[InputFile]:
+    """Each readable file once, in the order given (unreadable ones are left out)."""
+    out: dict[str, InputFile] = {}
+    for path in paths:
+        path = os.path.abspath(path)
+        if path in out:
+            continue
+        try:
+            out[path] = InputFile(path, digest(path))
+        except OSError:
+            continue  # a header clang listed and that is gone now: nothing to record
+    return list(out.values())
+
+
+_VERSION_LINE = re.compile(r"\bv?\d+\.\d+")
+
+
+def tool_version(tool: str) -> str:
+    """The first line of ``tool --version`` that names a version, cached per binary."""
+    try:
+        st = os.stat(tool)
+    except OSError:
+        return "unknown"
+    key = hashlib.sha256(f"{os.path.realpath(tool)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    cache_file = cache_dir() / "tools" / f"version-{key.hexdigest()[:20]}.json"
+    try:
+        cached = json.loads(cache_file.read_text())
+        if isinstance(cached, str):
+            return cached
+    except (OSError, ValueError):
+        pass
+    result = tools.run([tool, "--version"], what=f"asking {os.path.basename(tool)} its version",
+                       check=False)
+    text = (result.stdout or result.stderr).decode(errors="replace")
+    version = next((line.strip() for line in text.splitlines() if _VERSION_LINE.search(line)),
+                   "unknown")
+    try:
+        from ..package import write_atomic
+
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(str(cache_file), json.dumps(version))
+    except OSError:
+        pass  # a cache we cannot write only costs time
+    return version
+
+
+def make_provenance(*, arch: str, clang: str, flags: Sequence[str],
+                    sources: Sequence[InputFile], headers: Sequence[InputFile],
+                    path_map: PathMap, linker: str | None = None) -> dict[str, Any]:
+    """The ``meta.provenance`` object; every path through ``path_map``."""
+    source_paths = {f.path for f in sources}
+
+    def entries(files: Iterable[InputFile]) -> list[dict[str, str]]:
+        named = sorted((path_map.portable(f.path), f.sha256) for f in files)
+        return [{"path": p, "sha256": h} for p, h in named]
+
+    record: dict[str, Any] = {
+        "ecc_version": __version__,
+        "arch": arch,
+        "clang": tool_version(clang),
+    }
+    if linker is not None:
+        record["linker"] = tool_version(linker)
+    record["flags"] = [path_map.portable_flag(f) for f in flags] + list(RECORDED_FLAGS)
+    record["sources"] = entries(sources)
+    record["headers"] = entries(h for h in headers if h.path not in source_paths)
+    return record
+
+
+
+def record(meta: dict[str, Any], compiled: Sequence[Compiled], *, arch: str, clang: str,
+           sources: Sequence[str], headers: Sequence[str] = (),
+           linker: str | None = None) -> list[InputFile]:
+    """Put ``meta["provenance"]`` (last, so meta's other keys keep their order) and
+    return every input, sources first, for the report and the depfile."""
+    source_files = hash_inputs(sources)
+    known = {f.path for f in source_files}
+    header_paths = [p for c in compiled for p in c.depends] + [os.path.abspath(h) for h in headers]
+    header_files = [f for f in hash_inputs(header_paths) if f.path not in known]
+    meta[KEY] = make_provenance(arch=arch, clang=clang, flags=compiled[0].flags,
+                                sources=source_files, headers=header_files,
+                                path_map=compiled[0].path_map, linker=linker)
+    return source_files + header_files

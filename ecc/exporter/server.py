@@ -1,0 +1,217 @@
+"""``ecc exporter``: the HTTP server and the command's life from start to signal.
+
+One listener (``--listen``, default ``127.0.0.1:8526``) serves ``/metrics``
+in the Prometheus text format (or OpenMetrics, when the scraper asks for it)
+through the official ``prometheus_client`` library, and, with ``--api``, the
+control API of :mod:`ecc.exporter.api`. Programs are loaded after the port is
+bound (a busy port fails before anything touches the kernel) and before the
+"listening" line is printed. SIGINT or SIGTERM stop the server, then every
+program: nothing stays attached.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..errors import EccError
+from . import api
+from .config import ConfigError, load_config
+from .programs import DEFAULT_QUEUE_EVENTS, Exporter
+
+DEFAULT_LISTEN = "127.0.0.1:8526"
+DEFAULT_MAX_SERIES = 10000
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    config: str | None
+    listen: str = DEFAULT_LISTEN
+    api: bool = False
+    api_token_file: str | None = None
+    max_series: int = DEFAULT_MAX_SERIES
+    queue_size: int = DEFAULT_QUEUE_EVENTS
+    verbose: bool = False
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) -> (host, port); ValueError says why not."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r} is not HOST:PORT (for example 127.0.0.1:8526)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
+    return host, int(port)
+
+
+def read_token(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            token = fh.read().strip()
+    except FileNotFoundError:
+        raise EccError(f"--api-token-file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EccError(f"--api-token-file {path}: cannot read it ({exc})") from exc
+    if not token or any(c.isspace() for c in token):
+        raise EccError(f"--api-token-file {path}: must hold one token: one line, no spaces")
+    return token
+
+
+def make_handler(registry: Any, exporter: Exporter, token: str | None,
+                 log: Callable[[str], None] | None) -> type[BaseHTTPRequestHandler]:
+    from prometheus_client.exposition import choose_encoder
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "ecc-exporter"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            if log is not None:
+                log("ecc: http: " + format % args)
+
+        def _send(self, status: int, body: bytes, content_type: str,
+                  headers: tuple[tuple[str, str], ...] = ()) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _reply(self, reply: api.Reply) -> None:
+            self._send(reply.status, reply.body(), "application/json", reply.headers)
+
+        def _path(self) -> str:
+            return self.path.split("?", 1)[0]
+
+        def do_GET(self) -> None:
+            path = self._path()
+            if path == "/metrics":
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                try:
+                    body = encoder(registry)
+                except Exception as exc:  # a scrape must not kill the server
+                    self._send(500, f"collecting metrics failed: {exc}\n".encode(),
+                               "text/plain; charset=utf-8")
+                    return
+                self._send(200, body, content_type)
+            elif path == "/":
+                self._send(200, b'<html><body><a href="/metrics">/metrics</a></body></html>\n',
+                           "text/html; charset=utf-8")
+            else:
+                self._api("GET", path)
+
+        do_HEAD = do_GET
+
+        def do_POST(self) -> None:
+            self._api("POST", self._path())
+
+        def _api(self, method: str, path: str) -> None:
+            if token is None or not api.is_api_path(path):
+                self._reply(api.error(404, f"no such path {path}; metrics are at /metrics"
+                                      + ("" if token is not None else
+                                         " (the control API is off; see --api)")))
+                return
+            header = self.headers.get("Authorization")
+            if not api.authorized(header, token):
+                self._reply(api.unauthorized(header))
+                return
+            body = None
+            if method == "POST":
+                length = self.headers.get("Content-Length")
+                if length is None or not length.isdigit():
+                    self._reply(api.error(411, "send the body with a Content-Length"))
+                    return
+                if int(length) > api.MAX_BODY_BYTES:
+                    self._reply(api.error(413, f"the body is larger than {api.MAX_BODY_BYTES} "
+                                               f"bytes"))
+                    return
+                body = self.rfile.read(int(length))
+            self._reply(api.handle(exporter, method, path, body))
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def bind(listen: str, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    host, port = parse_listen(listen)
+    cls = _Server6 if ":" in host else _Server
+    try:
+        return cls((host, port), handler)
+    except OSError as exc:
+        raise EccError(f"--listen {listen}: cannot listen there ({exc.strerror or exc}); "
+                       f"pick another address or port") from exc
+
+
+def url_of(server: ThreadingHTTPServer) -> str:
+    address = server.server_address
+    host = address[0] if isinstance(address[0], str) else address[0].decode()
+    port = address[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve(opts: ServerOptions, say: Callable[[str], None],
+          ready: Callable[[str], None] | None = None) -> None:
+    """Run the exporter until SIGINT or SIGTERM (main thread only)."""
+    from prometheus_client import CollectorRegistry, ProcessCollector
+
+    from ..run.libbpf import bump_memlock_rlimit
+
+    token = None
+    if opts.api:
+        if not opts.api_token_file:
+            raise EccError("--api needs --api-token-file FILE, a file holding the bearer "
+                           "token that API requests must send")
+        token = read_token(opts.api_token_file)
+    specs = load_config(opts.config) if opts.config else []
+    exporter = Exporter(opts.max_series, opts.queue_size, say)
+    registry = CollectorRegistry()
+    registry.register(exporter)
+    ProcessCollector(registry=registry)
+    server = bind(opts.listen, make_handler(registry, exporter, token,
+                                            say if opts.verbose else None))
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    thread: threading.Thread | None = None
+    try:
+        bump_memlock_rlimit()
+        exporter.start_all(specs, opts.config or "")
+        thread = threading.Thread(target=server.serve_forever, name="ecc-http", daemon=True)
+        thread.start()
+        names = ", ".join(p.spec.name for p in exporter.running())
+        count = len(exporter.running())
+        line = (f"ecc: exporter listening on {url_of(server)}/metrics; {count} program"
+                f"{'s' if count != 1 else ''} running{f' ({names})' if names else ''}"
+                f"{'; control API on' if token is not None else ''}; Ctrl-C to stop")
+        say(line)
+        if ready is not None:
+            ready(url_of(server))
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if thread is not None:
+            server.shutdown()
+        server.server_close()
+        exporter.stop_all()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+__all__ = ["ConfigError", "ServerOptions", "parse_listen", "serve"]
