@@ -238,7 +238,7 @@ def _listen_address(ctx: click.Context, param: click.Parameter, value: str) -> s
 
 
 @cli.command()
-@click.argument("config", required=False, metavar="CONFIG")
+@click.argument("config", required=False, metavar="[CONFIG]")
 @click.option("--listen", default="127.0.0.1:8526", show_default=True, metavar="HOST:PORT",
               callback=_listen_address, help="Where to serve /metrics (and the API).")
 @click.option("--api", is_flag=True,
@@ -394,7 +394,7 @@ def _section_values(loaded: Any, specs: list[Any], params: dict[str, Any]) -> di
 
 def _run_loaded(loaded: Any, opts: Any) -> None:
     from .run.libbpf import bump_memlock_rlimit
-    from .run.loader import Runner
+    from .run.loader import Runner, stop_on_signals
 
     bump_memlock_rlimit()
     runner = Runner(loaded, opts, sys.stdout, lambda line: click.echo(line, err=True))
@@ -405,10 +405,13 @@ def _run_loaded(loaded: Any, opts: Any) -> None:
             raise EccError(f"{loaded.origin}: no program could be attached; nothing to run")
         runner.open_outputs()
         count = len(runner.attached)
-        click.echo(f"ecc: running {_program_name(loaded)}: {count} program"
-                   f"{'s' if count != 1 else ''} attached "
-                   f"({', '.join(a.name for a in runner.attached)}); Ctrl-C to stop", err=True)
-        runner.poll()
+        # Handlers first: whoever reads "running" may signal us at once.
+        with stop_on_signals(runner):
+            click.echo(f"ecc: running {_program_name(loaded)}: {count} program"
+                       f"{'s' if count != 1 else ''} attached "
+                       f"({', '.join(a.name for a in runner.attached)}); Ctrl-C to stop",
+                       err=True)
+            runner.poll()
     finally:
         runner.close()
 

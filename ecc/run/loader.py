@@ -305,7 +305,7 @@ class Runner:
         samples = self.sample_maps()
         deadline = None if self.opts.duration is None else time.monotonic() + self.opts.duration
         next_sample = {id(s[0]): time.monotonic() + _interval(s[1]) for s in samples}
-        with _stop_on_signals(self):
+        with stop_on_signals(self):
             while not self._stop:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -444,7 +444,7 @@ def _map_defs(package: LoadedPackage) -> dict[str, tuple[int | None, int | None]
 
 
 @contextmanager
-def _stop_on_signals(runner: Runner) -> Iterator[None]:
+def stop_on_signals(runner: Runner) -> Iterator[None]:
     """SIGINT and SIGTERM end the loop; the caller then detaches cleanly."""
     def handler(signum: int, frame: Any) -> None:
         runner.stop()
