@@ -158,8 +158,11 @@ def make_manifest(package: bytes, file_name: str, yaml: bool,
 
 def push_package(path: str, ref_text: str, *, arch: str, plain_http: bool = False) -> str:
     """Push the package file at ``path`` to ``ref_text``; the manifest digest."""
+    from .arch import TARGET_ARCHES
     from .run.source import read_package_data
 
+    if arch not in TARGET_ARCHES:
+        raise EccError(f"--arch {arch}: unknown; use one of {', '.join(TARGET_ARCHES)}")
     ref = parse_reference(ref_text)
     if ref.digest:
         raise FetchError(f"{ref_text}: push to a tag, not a digest (the registry computes it)")
@@ -320,19 +323,23 @@ class _Registry:
         registry.session = session
         registry.auth.session = session
         name = f"{ref.repository}@{ref.digest}" if ref.digest else f"{ref.repository}:{ref.tag}"
+        # oras finds credentials by the container's registry; ours is parsed already (oras
+        # would take a first path component with a dot for a host).
         self.container = registry.get_container(name)
+        self.container.registry = ref.registry
         self.registry = registry
         creds = _docker_credentials(ref.registry)
-        if creds is True:
+        if creds is True:  # a credential helper: oras runs docker-credential-<name>
             registry.auth.load_configs(self.container, configs=[docker_config_path()])
         elif isinstance(creds, tuple):
             registry.auth.set_basic_auth(*creds)
         self.has_credentials = creds is not None
         if scheme == "basic":
-            if not self.has_credentials:
-                raise self._denied()
-            if isinstance(creds, tuple):
+            try:  # sent up front: basic auth needs no challenge round trip per request
                 self.headers = registry.auth.get_auth_header()
+            except AttributeError:  # oras's basic backend without credentials
+                self.has_credentials = False
+                raise self._denied() from None
 
     def __enter__(self) -> _Registry:
         return self

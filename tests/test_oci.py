@@ -335,3 +335,30 @@ def test_reference_syntax() -> None:
         "127.0.0.1:5000", "a/b", "latest", None)
     with pytest.raises(oci.FetchError, match="not an OCI reference"):
         oci.parse_reference("oci://Not A Ref")
+
+
+def test_other_artifacts_are_not_packages(registry: str, docker_config: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OCI artifact of another kind (here an image-like manifest) is refused by name."""
+    layer = b"not a package"
+    ref = oci.parse_reference(f"{registry}/ecc/other:v1")
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": oci.MANIFEST_TYPE,
+        "artifactType": "application/vnd.example.thing.v1",
+        "config": {"mediaType": oci.EMPTY_TYPE, "size": 2,
+                   "digest": "sha256:" + hashlib.sha256(oci.EMPTY_BLOB).hexdigest()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": len(layer),
+                    "digest": "sha256:" + hashlib.sha256(layer).hexdigest()}],
+    }).encode()
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
+    with oci._Registry(ref, plain_http=True) as client:
+        client.put_blob(oci.EMPTY_BLOB)
+        client.put_blob(layer)
+        client.put_manifest(manifest)
+    result = ecc("pull", str(ref), "--plain-http", config=docker_config, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"ecc: error: {ref}: not an ecc package (artifact type "
+        f"'application/vnd.example.thing.v1', media type "
+        f"'application/vnd.oci.image.manifest.v1+json'); push one with ecc push"]
+    assert list(tmp_path.iterdir()) == []

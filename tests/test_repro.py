@@ -227,3 +227,74 @@ def test_report_of_a_failed_build(tmp_path: Path, cache_env: Path) -> None:
 def test_depfile_parser_undoes_escapes() -> None:
     text = "out\\ dir/x.o: a.c /p/with\\ space.h \\\n  /q/hash\\#.h /r/dollar$$.h\n"
     assert parse_depfile(text) == ["a.c", "/p/with space.h", "/q/hash#.h", "/r/dollar$.h"]
+
+
+FILE_MACRO = """\
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+SEC("tp/syscalls/sys_enter_getpid")
+int where(void *ctx)
+{
+	bpf_printk("%s", __FILE__);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["pch", "no-cache"])
+def test_file_macro_and_no_cache_builds_are_reproducible(cache: bool, tmp_path: Path,
+                                                         cache_env: Path) -> None:
+    """__FILE__ is mapped like line info; without the PCH too, clang runs with fixed
+    addresses (its BTF order varied from run to run before)."""
+    from ecc.build import BuildOptions, build
+
+    objects = set()
+    for folder in ("x", "a-longer-folder/and-deeper", "y"):
+        source = tmp_path / folder / "where.bpf.c"
+        source.parent.mkdir(parents=True)
+        source.write_text(FILE_MACRO)
+        result = build(BuildOptions(source=str(source), cache=cache,
+                                    output_dir=str(tmp_path / folder / "out")))
+        objects.add(result.object_bytes)
+    (obj,) = objects
+    assert b"./where.bpf.c\x00" in obj and str(tmp_path).encode() not in obj
+
+
+def test_path_map_names_the_most_specific_folder() -> None:
+    from ecc.build.repro import PathMap
+
+    paths = PathMap.for_build("/src/prog", workspace="/tmp/ecc-1", cache="/home/u/.cache/ecc",
+                              vmlinux_dir="/home/u/.cache/ecc/vmlinux/ab",
+                              aliases={"/tmp/ecc-1/src-12345678": "/src/prog"})
+    assert paths.portable("/src/prog/x.h") == "./x.h"
+    assert paths.portable("/src/progress/x.h") == "/src/progress/x.h"  # not a prefix
+    assert paths.portable("/tmp/ecc-1/src-12345678/sub/y.h") == "./sub/y.h"
+    assert paths.portable("/home/u/.cache/ecc/vmlinux/ab/vmlinux.h") == "<vmlinux>/vmlinux.h"
+    assert paths.portable("/home/u/.cache/ecc/pch/k/prefix.h") == "<cache>/pch/k/prefix.h"
+    assert paths.portable_flag("-I/tmp/ecc-1/src-12345678") == "-I."
+    flags = paths.debug_flags()
+    # Never the real folder (clang does not see it), most specific last (clang tries it first).
+    assert flags[:4] == ["-ffile-prefix-map=/tmp/ecc-1/=<workspace>/",
+                         "-ffile-prefix-map=/home/u/.cache/ecc/=<cache>/",
+                         "-ffile-prefix-map=/tmp/ecc-1/src-12345678/=./",
+                         "-ffile-prefix-map=/home/u/.cache/ecc/vmlinux/ab/=<vmlinux>/"]
+    assert "-gembed-source" in flags
+    assert "-gembed-source" not in paths.debug_flags(["-gdwarf-4"])
+
+
+def test_json_difference_names_paths() -> None:
+    from ecc.build.repro import describe_difference
+
+    old = json.dumps({"meta": {"a": [1, 2], "b": "x", "gone": 1}}).encode()
+    new = json.dumps({"meta": {"a": [1, 3, 4], "b": "x", "new": True}}).encode()
+    assert describe_difference("package.json", old, new) == [
+        "meta.a: 2 entries here, 3 rebuilt",
+        "meta.a[1]: 2 here, 3 rebuilt",
+        "meta.gone: only here (1)",
+        "meta.new: only in the rebuild (true)",
+    ]
+    assert describe_difference("package.json", b'{"a": 1}', b'{ "a": 1 }') == [
+        "same content, different bytes (formatting)"]

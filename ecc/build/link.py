@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import BtfError, EccError, ElfError
+from ..errors import BtfError, CompileError, EccError, ElfError
 
 if TYPE_CHECKING:
     from . import BuildOptions, BuildResult
@@ -141,8 +141,11 @@ def _build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
             compiled.append(one)
             objects.append(path)
         linked = os.path.join(workspace, f"{stem}.linked.o")
-        tools.run([bpftool, "gen", "object", linked, *objects],
-                  what=f"linking {len(objects)} objects into {object_file} (bpftool gen object)")
+        try:
+            tools.run([bpftool, "gen", "object", linked, *objects],
+                      what=f"linking {len(objects)} objects into {object_file}")
+        except CompileError as exc:
+            raise _link_error(exc, objects, spec.sources, object_file) from exc
         with open(linked, "rb") as fh:
             obj_bytes = fh.read()
         timer.lap("link")
@@ -175,3 +178,17 @@ def _build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
                        "\n".join(c.diagnostics for c in compiled if c.diagnostics),
                        timer.timings, arch=arch,
                        sources=[os.path.abspath(s) for s in spec.sources], inputs=inputs)
+
+
+def _link_error(exc: CompileError, objects: Sequence[str], sources: Sequence[str],
+                object_file: str) -> CompileError:
+    """The static linker's complaint, naming the user's sources instead of our temp objects."""
+    details = exc.details or ""
+    for obj, source in zip(objects, sources, strict=True):
+        details = details.replace(f"'{obj}'", source).replace(obj, source)
+    reason = next((line.removeprefix("libbpf: ").strip() for line in details.splitlines()
+                   if line.startswith("libbpf: ")), None)
+    names = ", ".join(os.path.basename(s) for s in sources)
+    return CompileError(f"linking {names} into {object_file} failed"
+                        + (f": {reason}" if reason else " (bpftool gen object; see above)"),
+                        details=details or None)

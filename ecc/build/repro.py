@@ -5,21 +5,24 @@ What would otherwise leak the build's whereabouts into the outputs:
 - Absolute paths in ``.BTF``/``.BTF.ext`` (the file names of line info): each
   folder a build reads from (the program's, ecc's temporary workspace, the
   cache holding the generated ``vmlinux.h``, the one of ``--vmlinux``) is
-  mapped to a fixed name with ``-fdebug-prefix-map``, and the compilation
+  mapped to a fixed name with ``-ffile-prefix-map`` (line info, and
+  ``__FILE__`` in the program's strings), and the compilation
   directory is ``.``. The map hides paths, but clang then could not find the
   files to copy each source line into line info (what the verifier prints);
   ``-gembed-source`` hands it the text instead, and the DWARF holding that
   text is stripped anyway.
 - clang's version in ``.comment``: ``-fno-ident`` (provenance records it).
 - clang 19's BTF type order depends on heap addresses: compiles run under
-  ``setarch -R`` (tools.no_aslr_prefix). With a precompiled header it then
-  still depends on the *lengths* of the paths clang holds (measured: folders
-  ``a`` and ``b`` give one order, ``abcdefgh`` another), so clang reaches the
-  program's folder through a symlink of fixed length, ``<cache>/src/<id>``
-  (:func:`source_alias`); diagnostics are given back their real paths. The
-  cache and temp folders are then the only paths left, the same for every
-  build of one user: byte identity across machines also needs the same
-  cache path length, or ``--no-cache``.
+  ``setarch -R`` (tools.no_aslr_prefix). It then still depends on the
+  *lengths* of the paths clang holds (measured with a PCH: folders ``a`` and
+  ``b`` give one order, ``abcdefgh`` another), and clang learns the real path
+  of every file it opens (readlink of /proc/self/fd), so a symlink does not
+  hide it: clang reads the program's folder through hard links in a folder of
+  fixed length (:func:`mirror_folder`), and its diagnostics and depfile are
+  given back the real paths. The cache and temp folders are then the only
+  paths that vary, the same for every build of one user: byte identity across
+  machines also needs the same lengths of those (``ECC_CACHE_DIR``,
+  ``TMPDIR``).
 - JSON: keys in insertion order, fixed zlib level (package.py).
 
 ``ecc build --verify`` rebuilds into a temporary folder and compares.
@@ -57,7 +60,7 @@ class PathMap:
     """Absolute folders and the fixed names they have in what a build writes."""
 
     pairs: tuple[tuple[str, str], ...]  # (folder, name), shortest folder first
-    # Folders clang never sees (it reaches them through an alias): no -fdebug-prefix-map
+    # Folders clang never sees (it reads them through a mirror): no -ffile-prefix-map
     # for them, as every byte of argv shifts clang's heap, and so its BTF order.
     unseen: tuple[str, ...] = ()
 
@@ -65,7 +68,7 @@ class PathMap:
     def for_build(cls, source_root: str, *, workspace: str | None = None,
                   cache: str | None = None, vmlinux_dir: str | None = None,
                   aliases: dict[str, str] | None = None) -> PathMap:
-        """``aliases``: symlink -> the folder it stands for (see :func:`source_alias`)."""
+        """``aliases``: a mirror -> the folder it stands for (see :func:`mirror_folder`)."""
         pairs = {os.path.abspath(source_root): SOURCE_NAME}
         for folder, name in ((workspace, WORKSPACE_NAME), (cache, CACHE_NAME),
                              (vmlinux_dir, VMLINUX_NAME)):
@@ -103,10 +106,10 @@ class PathMap:
     def debug_flags(self, cflags: Sequence[str] = ()) -> list[str]:
         """clang flags that keep these folders out of the object.
 
-        clang tries the last ``-fdebug-prefix-map`` first, so the most specific
+        clang tries the last ``-ffile-prefix-map`` first, so the most specific
         folder comes last; trailing slashes keep ``/a`` from matching ``/ab``.
         """
-        flags = [f"-fdebug-prefix-map={os.path.join(folder, '')}={name}/"
+        flags = [f"-ffile-prefix-map={os.path.join(folder, '')}={name}/"
                  for folder, name in self.pairs if folder not in self.unseen]
         flags.append("-fdebug-compilation-dir=.")
         # -gembed-source needs DWARF 5 (clang's default); a user asking for an
@@ -137,6 +140,8 @@ def mirror_folder(source_dir: str, workspace: str) -> str | None:
     the mirror), the folder has its own vmlinux.h or bpf/ (a precompiled header
     keyed by the folder would be remade on every build), or it is large.
     """
+    if _inside(os.path.abspath(workspace), os.path.abspath(source_dir)):
+        return None  # -w inside the program's folder: the mirror would mirror itself
     try:
         names = sorted(os.listdir(source_dir))
     except OSError:
@@ -179,7 +184,7 @@ def mirror_folder(source_dir: str, workspace: str) -> str | None:
 
 
 def unalias(text: str, alias: str, real: str) -> str:
-    """Paths through the alias, written as the user knows them (diagnostics, depfile)."""
+    """Paths through a mirror, written as the user knows them (diagnostics, depfile)."""
     if alias == real:
         return text
     return text.replace(os.path.join(alias, ""), os.path.join(real, ""))

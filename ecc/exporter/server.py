@@ -169,7 +169,11 @@ def url_of(server: ThreadingHTTPServer) -> str:
 def serve(opts: ServerOptions, say: Callable[[str], None],
           ready: Callable[[str], None] | None = None) -> None:
     """Run the exporter until SIGINT or SIGTERM (main thread only)."""
-    from prometheus_client import CollectorRegistry, ProcessCollector
+    try:
+        from prometheus_client import CollectorRegistry, ProcessCollector
+    except ImportError:
+        raise EccError("ecc exporter needs the prometheus-client library: pip install "
+                       "prometheus-client (or scripts/install.sh)") from None
 
     from ..run.libbpf import bump_memlock_rlimit
 
