@@ -28,7 +28,7 @@ import logging
 import os
 import re
 import tarfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ PATH_METAVAR = re.compile(r"\b(FILE|DIR|PATH)\b")
 # Where engines listen when DOCKER_HOST is unset: Docker's, root's podman
 # service (podman.socket), then the user's.
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/podman/podman.sock")
+CONNECT_TIMEOUT = 10  # seconds for an engine to answer a ping
+ENGINE_TIMEOUT = 900  # seconds without a byte from the engine before giving up
 START_HINT = ("start one, e.g. `podman system service --time=0 unix:///run/podman/podman.sock &` "
               "then `export DOCKER_HOST=unix:///run/podman/podman.sock`")
 
@@ -114,10 +116,12 @@ def connect() -> Client:
         try:
             if os.environ.get("DOCKER_HOST"):
                 # from_env also honours DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
-                client = sdk.from_env(timeout=30)
+                client = sdk.from_env(timeout=CONNECT_TIMEOUT)
             else:
-                client = sdk.DockerClient(base_url=url, timeout=30)
+                client = sdk.DockerClient(base_url=url, timeout=CONNECT_TIMEOUT)
             client.ping()
+            # Then patience: a quiet compile or apt step sends nothing for a while.
+            client.api.timeout = ENGINE_TIMEOUT
             return client
         except Exception as exc:  # noqa: BLE001 - any failure means: nothing answers there
             log.info("no container engine at %s: %s", url, exc)
@@ -168,35 +172,27 @@ def ensure_image(client: Client, tag: str, files: Mapping[str, bytes],
     """Build ``tag`` from ``files`` unless the engine has it (then False); EccError when
     the build fails."""
     sdk = _sdk()
-    try:
-        client.images.get(tag)
+    if _has_image(client, tag):
         return False
-    except sdk.errors.ImageNotFound:
-        pass
-    except sdk.errors.APIError as exc:
-        raise EccError(f"the container engine failed to look up image {tag}: "
-                       f"{exc.explanation or exc}") from exc
     echo(f"ecc: building image {tag} from {DOCKERFILE} (once; -v shows its log)")
     logged: list[str] = []
     error: str | None = None
-    try:
-        for chunk in client.api.build(fileobj=context_tar(files), custom_context=True,
-                                      dockerfile=DOCKERFILE, tag=tag, rm=True, forcerm=True,
-                                      labels={IMAGE_LABEL: "1"}, decode=True):
-            if not isinstance(chunk, dict):
-                continue
-            for line in str(chunk.get("stream") or "").splitlines():
-                logged.append(line)
-                log.info("| %s", line)
-            if chunk.get("error"):
-                error = str(chunk["error"]).strip()
-    except sdk.errors.APIError as exc:
-        error = str(exc.explanation or exc).strip()
-    if error is None:
+    with _engine(f"building image {tag}"):
         try:
-            client.images.get(tag)
-        except sdk.errors.ImageNotFound:
-            error = "the engine reported no error, but made no image"
+            for chunk in client.api.build(fileobj=context_tar(files), custom_context=True,
+                                          dockerfile=DOCKERFILE, tag=tag, rm=True,
+                                          forcerm=True, labels={IMAGE_LABEL: "1"}, decode=True):
+                if not isinstance(chunk, dict):
+                    continue
+                for line in str(chunk.get("stream") or "").splitlines():
+                    logged.append(line)
+                    log.info("| %s", line)
+                if chunk.get("error"):
+                    error = str(chunk["error"]).strip()
+        except sdk.errors.APIError as exc:
+            error = str(exc.explanation or exc).strip()
+    if error is None and not _has_image(client, tag):
+        error = "the engine reported no error, but made no image"
     if error is not None:
         reason = error.splitlines()[-1] if error else "no reason given"
         raise EccError(f"building image {tag} from {DOCKERFILE} failed: {reason}",
@@ -208,13 +204,15 @@ def prune_older(client: Client, keep: str) -> None:
     """Remove the images ecc built for earlier versions of itself (``ecc:*`` tags other
     than ``keep``): each code change makes a new one. One in use stays."""
     sdk = _sdk()
-    for image in client.images.list(filters={"label": IMAGE_LABEL}):
-        tags = image.tags or []
-        ours = tags and all(t.rsplit("/", 1)[-1].startswith(f"{IMAGE_REPOSITORY}:") for t in tags)
-        if ours and not any(t.rsplit("/", 1)[-1] == keep for t in tags):
-            with contextlib.suppress(sdk.errors.APIError):
-                client.images.remove(image.id)
-                log.info("removed the older image %s", ", ".join(tags))
+    with contextlib.suppress(sdk.errors.DockerException, OSError):  # tidying never fails a build
+        for image in client.images.list(filters={"label": IMAGE_LABEL}):
+            tags = image.tags or []
+            ours = tags and all(t.rsplit("/", 1)[-1].startswith(f"{IMAGE_REPOSITORY}:")
+                                for t in tags)
+            if ours and not any(t.rsplit("/", 1)[-1] == keep for t in tags):
+                with contextlib.suppress(sdk.errors.APIError):
+                    client.images.remove(image.id)
+                    log.info("removed the older image %s", ", ".join(tags))
 
 
 # -------------------------------------------------------- arguments, mounts
@@ -386,11 +384,25 @@ def build_in_container(inputs: Sequence[str], params: Mapping[str, Any],
 
 def _has_image(client: Client, tag: str) -> bool:
     sdk = _sdk()
+    with _engine(f"looking up image {tag}"):
+        try:
+            client.images.get(tag)
+            return True
+        except sdk.errors.ImageNotFound:
+            return False
+
+
+@contextlib.contextmanager
+def _engine(what: str) -> Iterator[None]:
+    """The engine's failures (an API error, a dropped connection, a time-out) as one line."""
+    sdk = _sdk()
     try:
-        client.images.get(tag)
-        return True
-    except sdk.errors.ImageNotFound:
-        return False
+        yield
+    except sdk.errors.DockerException as exc:
+        reason = getattr(exc, "explanation", None) or exc
+        raise EccError(f"the container engine failed {what}: {reason}") from exc
+    except OSError as exc:  # what requests raises is an OSError
+        raise EccError(f"the container engine failed {what}: {exc}") from exc
 
 
 def _run(client: Client, tag: str, args: list[str], mounts: Sequence[Mount],
@@ -398,26 +410,21 @@ def _run(client: Client, tag: str, args: list[str], mounts: Sequence[Mount],
     sdk = _sdk()
     user = run_as(mounts)
     log.info("+ (in %s as %s) ecc build %s", tag, user, " ".join(args))
-    try:
+    with _engine(f"creating a container of {tag}"):
         container = client.containers.create(
             tag, entrypoint=["ecc", "build"], command=args, user=user, working_dir=SRC,
             volumes={m.host: {"bind": m.container, "mode": "rw" if m.writable else "ro"}
                      for m in mounts},
             network_disabled=True,  # a build needs no network
         )
-    except sdk.errors.APIError as exc:
-        raise EccError(f"the container engine cannot create a container of {tag}: "
-                       f"{exc.explanation or exc}") from exc
     relay = _Relay(mounts, echo)
     try:
-        container.start()
-        relay.feed(container.logs(stdout=True, stderr=True, stream=True, follow=True))
-        status = int(container.wait().get("StatusCode", 1))
-    except sdk.errors.APIError as exc:
-        raise EccError(f"the container engine failed running {tag}: "
-                       f"{exc.explanation or exc}") from exc
+        with _engine(f"running {tag}"):
+            container.start()
+            relay.feed(container.logs(stdout=True, stderr=True, stream=True, follow=True))
+            status = int(container.wait().get("StatusCode", 1))
     finally:
-        with contextlib.suppress(sdk.errors.APIError):  # already gone
+        with contextlib.suppress(sdk.errors.DockerException, OSError):  # already gone
             container.remove(force=True)
     if status != 0 and relay.error is not None:
         raise EccError(relay.error)

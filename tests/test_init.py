@@ -165,3 +165,16 @@ def test_workflow_run_steps_build_the_package_in_the_base_image(
     package = json.loads((demo / "package.json").read_text())
     assert package["meta"]["bpf_skel"]["obj_name"] == "demo_bpf"
     assert {"demo.bpf.o", "demo.skel.json"} <= files_under(demo)
+
+
+def test_missing_jinja2_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """jinja2 is installed here; `None` in sys.modules makes its import fail as if not."""
+    from ecc.errors import EccError
+    from ecc.init import init_project
+
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    with pytest.raises(EccError) as info:
+        init_project(str(tmp_path / "demo"))
+    assert str(info.value) == ("ecc init needs the jinja2 Python package; install it: "
+                               "pip install 'jinja2>=3'")
+    assert list(tmp_path.iterdir()) == []
