@@ -58,16 +58,16 @@ class BuildResult:
     commands: list[dict[str, Any]] = field(default_factory=list)
 
 
+# A C source or header this large is not something to compile.
+MAX_SOURCE_BYTES = 64 * 1024 * 1024
+
+
 def _read_text(path: str, what: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise EccError(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise EccError(f"{what} {path}: is a directory, expected a file") from None
-    except OSError as exc:
-        raise EccError(f"{what} {path}: cannot read it ({exc.strerror})") from exc
+    from ..fileio import read_limited
+
+    data = read_limited(path, label=f"{what} {path}", limit=MAX_SOURCE_BYTES, error=EccError,
+                        directory_hint=", expected a file")
+    return data.decode("utf-8", errors="surrogateescape")
 
 
 class _Timer:

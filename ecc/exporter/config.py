@@ -52,8 +52,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..btf import Btf, Kind, skip_mods_and_typedefs
-from ..btf.types import Array, Datasec, Enum, Enum64, Float, Int, Ptr, Struct, Union, Var
+from ..btf import Btf, skip_mods_and_typedefs
+from ..btf.mapdefs import MapDef, map_defs
+from ..btf.types import Array, Enum, Enum64, Float, Int, Struct, Union
 from ..errors import BtfError, EccError
 from ..package import MAX_OBJECT_BYTES
 
@@ -158,15 +159,6 @@ class ProgramSpec:
         return names
 
 
-@dataclass(frozen=True)
-class MapDef:
-    """A ``.maps`` map as its BTF definition declares it."""
-
-    type: int | None
-    key_id: int | None
-    value_id: int | None
-
-
 # --- reading files --------------------------------------------------------------------------
 
 
@@ -195,17 +187,10 @@ def parse_text(origin: str, text: str, yaml_first: bool) -> Any:
 
 def load_config(path: str) -> list[ProgramSpec]:
     """Read, parse and check the configuration file; every program's package is read too."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory; give the configuration file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from exc
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
+    from ..fileio import read_limited
+
+    data = read_limited(path, label=path, limit=MAX_CONFIG_BYTES, error=ConfigError,
+                        directory_hint="; give the configuration file")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -377,36 +362,6 @@ def _options(options: Any, package: Any, where: str) -> dict[str, bytes]:
 
 
 # --- BTF: maps and their types --------------------------------------------------------------
-
-
-def map_defs(btf: Btf) -> dict[str, MapDef]:
-    """Type, key and value type ids of each ``.maps`` map, from its BTF definition."""
-    out: dict[str, MapDef] = {}
-    sec = btf.by_name(".maps", Kind.DATASEC)
-    if not isinstance(sec, Datasec):
-        return out
-    for info in sec.vars:
-        var = btf[info.type]
-        if not isinstance(var, Var):
-            continue
-        definition = btf[skip_mods_and_typedefs(btf, var.type)]
-        if not isinstance(definition, Struct):
-            continue
-        found: dict[str, int | None] = {"type": None, "key": None, "value": None}
-        for member in definition.members:
-            if member.name not in found:
-                continue
-            ptr = btf[member.type]
-            if not isinstance(ptr, Ptr):
-                continue
-            if member.name == "type":
-                # __uint(type, N) is `int (*type)[N]`: the number is the array's length.
-                arr = btf[ptr.type]
-                found["type"] = arr.nelems if isinstance(arr, Array) else None
-            else:
-                found[member.name] = ptr.type
-        out[var.name] = MapDef(found["type"], found["key"], found["value"])
-    return out
 
 
 def _event_types(package: Any, defs: Mapping[str, MapDef]) -> dict[str, int]:

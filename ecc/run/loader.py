@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ..btf import Kind
-from ..btf.types import Datasec, Ptr, Struct, Var
 from ..errors import EccError, KernelLimitError, PackageError
 from . import libbpf
 from .source import LoadedPackage
@@ -420,27 +418,11 @@ def _find_section_map(obj: libbpf.BpfObject, section: str,
 
 def _map_defs(package: LoadedPackage) -> dict[str, tuple[int | None, int | None]]:
     """Key and value type ids of each .maps map, from its BTF definition (__type(key, T))."""
-    btf = package.btf
-    out: dict[str, tuple[int | None, int | None]] = {}
-    if btf is None:
-        return out
-    sec = btf.by_name(".maps", Kind.DATASEC)
-    if not isinstance(sec, Datasec):
-        return out
-    for info in sec.vars:
-        var = btf[info.type]
-        if not isinstance(var, Var):
-            continue
-        definition = btf[var.type]
-        if not isinstance(definition, Struct):
-            continue
-        ids: dict[str, int | None] = {"key": None, "value": None}
-        for member in definition.members:
-            if member.name in ids:
-                ptr = btf[member.type]
-                ids[member.name] = ptr.type if isinstance(ptr, Ptr) else None
-        out[var.name] = (ids["key"], ids["value"])
-    return out
+    from ..btf.mapdefs import map_defs
+
+    if package.btf is None:
+        return {}
+    return {name: (d.key_id, d.value_id) for name, d in map_defs(package.btf).items()}
 
 
 @contextmanager

@@ -42,19 +42,13 @@ class LoadedPackage:
 def _read_bytes(path: str) -> bytes:
     if path == "-":
         data = sys.stdin.buffer.read(MAX_PACKAGE_BYTES + 1)
-    else:
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_PACKAGE_BYTES + 1)
-        except FileNotFoundError:
-            raise PackageError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise PackageError(f"{path}: is a directory; give its package.json") from None
-        except OSError as exc:
-            raise PackageError(f"{path}: cannot read it ({exc.strerror})") from exc
-    if len(data) > MAX_PACKAGE_BYTES:
-        raise PackageError(f"{path}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
-    return data
+        if len(data) > MAX_PACKAGE_BYTES:
+            raise PackageError(f"{path}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
+        return data
+    from ..fileio import read_limited
+
+    return read_limited(path, label=path, limit=MAX_PACKAGE_BYTES, error=PackageError,
+                        directory_hint="; give its package.json", too_large="; not a package")
 
 
 def _parse_document(origin: str, data: bytes, yaml_first: bool) -> Any:
