@@ -60,5 +60,7 @@ if [ "$dev" = 1 ]; then
 else
   $py -m pip install -q --disable-pip-version-check -e "$here[yaml,oci,init,docker,exporter]" --config-settings editable_mode=compat
 fi
+# An editable install is not byte-compiled; compile once so each start is quick.
+$py -m compileall -q "$here/ecc" >/dev/null || true
 command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 echo "ecc $($py -m ecc --version | awk '{print $NF}') installed; clang: $(command -v clang-19), bpftool: $(command -v bpftool || echo /usr/sbin/bpftool)"
