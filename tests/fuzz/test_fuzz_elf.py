@@ -18,7 +18,7 @@ from ecc.elf import read_object
 from ecc.errors import ElfError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-SEEDS = sorted((DATA / "btf").glob("*.o"))
+SEEDS = sorted((DATA / "btf").glob("*.o")) + sorted((DATA / "elf").glob("*.o"))
 CRASHERS = sorted((DATA / "fuzz" / "elf").glob("*"))
 assert SEEDS, "no seed objects under tests/data/btf: the glob matched nothing"
 
@@ -81,3 +81,30 @@ def test_not_elf() -> None:
 @pytest.mark.parametrize("path", CRASHERS, ids=[p.name for p in CRASHERS])
 def test_saved_crashers(path: Path) -> None:
     read_or_error(path.read_bytes())
+
+
+def meta_or_error(data: bytes) -> None:
+    """The whole reading path of a build and of `ecc run`: ours, or one of our errors."""
+    from ecc.btf import parse_btf
+    from ecc.errors import EccError
+    from ecc.meta.exports import ExportSpec
+    from ecc.meta.skel import build_meta
+    from ecc.run.source import check_package
+
+    try:
+        obj = read_object(data)
+        btf = parse_btf(obj.btf) if obj.btf is not None else None
+        meta = build_meta(obj, btf, object_name="fuzz_bpf", version="0",
+                          export=ExportSpec("fuzz.h", ("event",)))
+    except EccError:
+        return
+    try:
+        check_package("fuzz", data, meta)
+    except EccError:
+        return
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutated_objects_through_meta_and_package_checks(data: bytes) -> None:
+    meta_or_error(data)
