@@ -370,7 +370,8 @@ def _program_command(loaded: Any) -> tuple[click.Command, list[Any]]:
     ):
         if decl not in taken:
             params.append(click.Option([decl, name], **kwargs))  # type: ignore[arg-type]
-    doc = loaded.meta["bpf_skel"].get("doc") or {}
+    doc = loaded.meta["bpf_skel"].get("doc")
+    doc = doc if isinstance(doc, dict) else {}
     summary = doc.get("brief") or doc.get("description") or ""
     details = doc.get("details") or ""
     return click.Command(_program_name(loaded), params=params,

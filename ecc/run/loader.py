@@ -161,8 +161,8 @@ class Runner:
             tcopts = ann.get("tcopts") if isinstance(ann.get("tcopts"), dict) else {}
             assert isinstance(tcopts, dict)
             return [prog.attach_tc(hook["ifindex"], point,
-                                   handle=int(tcopts.get("handle", 0)),
-                                   priority=int(tcopts.get("priority", 0)))]
+                                   handle=_int_annotation(tcopts, "handle", where) or 0,
+                                   priority=_int_annotation(tcopts, "priority", where) or 0)]
         if kind == "perf_event":
             freq = _int_annotation(ann, "freq", where) or self.opts.perf_freq
             links = []

@@ -138,25 +138,43 @@ def check_package(origin: str, object_bytes: bytes, meta: dict[str, Any]) -> Loa
     except (ElfError, BtfError) as exc:
         raise PackageError(f"{origin}: its BPF object is broken: {exc}") from exc
     sections = {s.name for s in elf.sections}
-    for index, prog in enumerate(skel.get("progs") or []):
-        if not isinstance(prog, dict) or not isinstance(prog.get("name"), str):
+    for index, entry in enumerate(_objects(origin, skel, "maps", "meta.bpf_skel")):
+        if not isinstance(entry.get("name"), str):
+            raise PackageError(f"{origin}: 'meta.bpf_skel.maps[{index}]' has no name")
+    for index, prog in enumerate(_objects(origin, skel, "progs", "meta.bpf_skel")):
+        if not isinstance(prog.get("name"), str):
             raise PackageError(f"{origin}: 'meta.bpf_skel.progs[{index}]' has no name")
         attach = prog.get("attach")
         if isinstance(attach, str) and attach not in sections:
             raise PackageError(
                 f"{origin}: program '{prog['name']}' names section '{attach}', "
                 f"which the object does not have")
-    for index, section in enumerate(skel.get("data_sections") or []):
-        name = section.get("name") if isinstance(section, dict) else None
+    for index, section in enumerate(_objects(origin, skel, "data_sections", "meta.bpf_skel")):
+        name = section.get("name")
         if not isinstance(name, str):
             raise PackageError(f"{origin}: 'meta.bpf_skel.data_sections[{index}]' has no name")
+        where = f"meta.bpf_skel.data_sections[{index}]"
+        for number, var in enumerate(_objects(origin, section, "variables", where)):
+            if not isinstance(var.get("name"), str) or not isinstance(var.get("type"), str):
+                raise PackageError(
+                    f"{origin}: '{where}.variables[{number}]' needs a name and a type")
         if name not in sections and name != ".kconfig":
             raise PackageError(
                 f"{origin}: data section '{name}' is not in the object; "
                 f"the package does not belong to this object (rebuild it)")
-    for index, export in enumerate(meta.get("export_types") or []):
+    for index, export in enumerate(_objects(origin, meta, "export_types", "meta")):
         _check_export(origin, index, export, btf)
     return LoadedPackage(origin, object_bytes, meta, elf, btf)
+
+
+def _objects(origin: str, parent: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    """A list-of-objects field; missing or null reads as empty (as eunomia's loaders do)."""
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise PackageError(f"{origin}: field '{where}.{key}' must be a list of objects")
+    return value
 
 
 def _check_export(origin: str, index: int, export: Any, btf: Btf | None) -> None:
