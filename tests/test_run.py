@@ -287,3 +287,22 @@ def test_yaml_package_runs(built: dict[str, Built], kernel: None, tmp_path: Path
     pid = run_child(["/bin/true"])
     assert run.wait_for(lambda: any(r["pid"] == pid for r in run.json_rows()))
     assert run.stop() == 0
+
+
+def test_mounts_tracefs_when_missing(built: dict[str, Built], kernel: None) -> None:
+    """A fresh machine may lack tracefs; `ecc run` (as root) mounts it for its tracepoints."""
+    from conftest import ensure_mounts
+
+    if subprocess.run(["umount", "/sys/kernel/tracing"], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("tracefs could not be unmounted for this test (busy or not mounted there)")
+    try:
+        run = EccRun("--json", "--duration", "6", package(built, "bootstrap"))
+        run.wait_ready()
+        pid = run_child(["/bin/true"])
+        assert run.wait_for(lambda: any(r["pid"] == pid for r in run.json_rows()))
+        assert run.stop() == 0
+        assert "ecc: mounted tracefs at /sys/kernel/tracing (tracepoints and probes need it)" \
+            in run.err
+    finally:
+        ensure_mounts()

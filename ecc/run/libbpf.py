@@ -616,6 +616,25 @@ def _tracefs_events_dir() -> str | None:
     return None
 
 
+def ensure_tracefs() -> str | None:
+    """Mount tracefs at /sys/kernel/tracing when no tracefs is there and we are root.
+
+    libbpf finds tracepoint ids and (legacy) probe events through tracefs, and a
+    fresh machine may not have it mounted. Returns what was mounted, or None.
+    """
+    if _tracefs_events_dir() is not None or os.geteuid() != 0:
+        return None
+    target = "/sys/kernel/tracing"
+    if not os.path.isdir(target):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                           ctypes.c_void_p]
+    if libc.mount(b"nodev", target.encode(), b"tracefs", 0, None) != 0:
+        return None
+    return target
+
+
 def _kernel_has_kprobes() -> bool:
     """Either the kprobe PMU (perf_event_open) or legacy tracefs kprobe_events."""
     if os.path.exists("/sys/bus/event_source/devices/kprobe/type"):

@@ -122,6 +122,9 @@ class Runner:
 
     def attach_all(self) -> None:
         assert self.obj is not None
+        mounted = libbpf.ensure_tracefs()
+        if mounted:
+            self.say(f"ecc: mounted tracefs at {mounted} (tracepoints and probes need it)")
         progs = {p["name"]: p for p in self.package.meta["bpf_skel"].get("progs") or []}
         for prog in self.obj.programs():
             if not prog.autoload():
