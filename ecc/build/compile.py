@@ -142,8 +142,3 @@ def clean_diagnostics(text: str, wrapper: str) -> str:
 
 def strip_debug(llvm_strip: str, src: str, dst: str) -> None:
     tools.run([llvm_strip, "-g", src, "-o", dst], what="stripping DWARF (llvm-strip -g)")
-
-
-def ensure_not_empty(path: str) -> None:
-    if os.path.getsize(path) == 0:
-        raise CompileError(f"clang wrote an empty object {path}")
