@@ -6,11 +6,9 @@ the function body, so ``ecc --help`` stays close to a bare interpreter start.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,22 +20,68 @@ from .errors import EccError
 if TYPE_CHECKING:
     from .build import BuildOptions
 
-log = logging.getLogger("ecc")
+if TYPE_CHECKING:
+    import logging
+
+
+def _log() -> logging.Logger:
+    # logging costs a few ms to import; `ecc --help` should not pay for it.
+    import logging
+
+    return logging.getLogger("ecc")
+
+
+# Each command is made by its factory only when it is used: building all of
+# them (dozens of options) is most of what `ecc --help` would otherwise cost.
+# The group's help lists them from these one-line summaries instead.
+_SUMMARIES = {
+    "build": "Compile a .bpf.c into <stem>.bpf.o, <stem>.skel.json and package.json.",
+    "run": "Load a package, attach its programs and print what they send.",
+    "exporter": "Serve Prometheus metrics from the programs of a config file.",
+    "push": "Push a package to an OCI registry.",
+    "pull": "Pull a package from an OCI registry.",
+    "init": "Create a new project folder with a program and a CI workflow.",
+    "doctor": "Check the toolchain and this machine.",
+}
 
 
 class EccGroup(click.Group):
-    """A group whose first word, when it is not a command, means ``build``.
+    """Commands made on demand; a first word that is not a command means ``build``.
 
-    That keeps the reference's bare form working: ``ecc prog.bpf.c event.h``.
+    The latter keeps the reference's bare form working: ``ecc prog.bpf.c event.h``.
     """
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_SUMMARIES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return command(cmd_name) if cmd_name in _SUMMARIES else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(list(_SUMMARIES.items()))
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version"):
+        if args and args[0] not in _SUMMARIES and args[0] not in ("-h", "--help", "--version"):
             args = ["build", *args]
         return super().parse_args(ctx, args)
 
 
+_MADE: dict[str, click.Command] = {}
+
+
+def command(name: str) -> click.Command:
+    """The click command ``name``, made on first use."""
+    if name not in _MADE:
+        factory = globals()[f"_cmd_{name}"]
+        _MADE[name] = factory()
+    return _MADE[name]
+
+
 def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    log = _log()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("ecc: %(message)s"))
     log.handlers[:] = [handler]
@@ -54,177 +98,182 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@click.argument("inputs", nargs=-1, required=True, metavar="SOURCE [EXPORT_HEADER] | SOURCES...")
-@click.option("-o", "--output-path", "--output-dir", "output_dir", metavar="DIR",
-              help="Where the outputs go (default: the source's folder).")
-@click.option("-v", "--verbose", is_flag=True, help="Print each command run and timings.")
-@click.option("-y", "--yaml", "yaml_", is_flag=True,
-              help="Write .skel.yaml and package.yaml instead of JSON.")
-@click.option("--header-only", is_flag=True,
-              help="SOURCE is a header: build an object that only carries its types.")
-@click.option("--wasm-header", is_flag=True, help="Also write ewasm-skel.h.")
-@click.option("-w", "--workspace-path", "workspace", metavar="DIR",
-              help="Where temporary build files go (default: a private temp folder, removed).")
-@click.option("-a", "--additional-cflags", "cflags", multiple=True, metavar="FLAGS",
-              help="Extra clang flags (split on spaces); may be repeated.")
-@click.option("-c", "--clang-bin", "clang", metavar="PATH", help="clang to use.")
-@click.option("-l", "--llvm-strip-bin", "llvm_strip", metavar="PATH", help="llvm-strip to use.")
-@click.option("--bpftool-bin", "bpftool", metavar="PATH",
-              help="bpftool to use (to generate vmlinux.h, and for --btfgen).")
-@click.option("-n", "--no-generate-package-json", "no_package_json", is_flag=True,
-              help="Write only the object and the .skel.json.")
-@click.option("--arch", metavar="ARCH[,ARCH...]",
-              help="Target architecture(s) for __TARGET_ARCH_* (default: the host's); "
-                   "several build one package each into <output>/<arch>/.")
-@click.option("--vmlinux", metavar="[ARCH=]FILE", multiple=True,
-              help="The vmlinux.h to compile against (per arch: --vmlinux arm64=FILE).")
-@click.option("--btf", metavar="[ARCH=]FILE", multiple=True,
-              help="Generate vmlinux.h from this kernel BTF (per arch: --btf arm64=FILE).")
-@click.option("--link", metavar="NAME",
-              help="Compile every SOURCE and link them (bpftool gen object) into one "
-                   "package, NAME.bpf.o.")
-@click.option("--verify", is_flag=True,
-              help="Build again into a temporary folder and compare with the outputs already "
-                   "there; exit 1 naming what differs.")
-@click.option("--report", metavar="FILE.json",
-              help="Write a JSON report: inputs, outputs, commands, timings, warnings.")
-@click.option("--depfile", metavar="FILE",
-              help="Write a make rule: the outputs depend on every file the build read.")
-@click.option("--no-doc", is_flag=True, help="Ignore doc-comment annotations.")
-@click.option("--no-cache", is_flag=True,
-              help="Do not use (or make) the precompiled vmlinux.h in the cache.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
-              help="With several programs: how many to build at once (default: the cores).")
-@click.option("-b", "--btfgen", is_flag=True,
-              help="Also write <stem>.tar: the package plus a minimized BTF per kernel of "
-                   "--btfhub-archive, for kernels without their own BTF.")
-@click.option("--btfhub-archive", "btfhub_archive", metavar="DIR",
-              help="A local BTFHub archive folder (<distro>/<version>/<arch>/<kernel>.btf "
-                   "or .btf.tar.xz) for --btfgen.")
-@click.option("-s", "--standalone", is_flag=True,
-              help="Also write <stem>.out: one executable that runs the program like "
-                   "`ecc run package.json` (needs only Python 3.11+ and libbpf.so.1).")
-@click.option("--docker", is_flag=True,
-              help="Build inside the ecc container image, through Docker or podman's Docker "
-                   "API ($DOCKER_HOST); the image is built on first use.")
-def build(inputs: tuple[str, ...], output_dir: str | None, verbose: bool,
-          yaml_: bool, header_only: bool, wasm_header: bool, workspace: str | None,
-          cflags: tuple[str, ...], clang: str | None, llvm_strip: str | None,
-          bpftool: str | None, no_package_json: bool, arch: str | None,
-          vmlinux: tuple[str, ...], btf: tuple[str, ...], link: str | None, verify: bool,
-          report: str | None, depfile: str | None,
-          no_doc: bool, no_cache: bool, jobs: int | None,
-          btfgen: bool, btfhub_archive: str | None, standalone: bool,
-          docker: bool) -> None:
-    """Compile SOURCE (a .bpf.c) into <stem>.bpf.o, <stem>.skel.json and package.json.
+def _cmd_build() -> click.Command:
+    @click.command()
+    @click.argument("inputs", nargs=-1, required=True,
+                    metavar="SOURCE [EXPORT_HEADER] | SOURCES...")
+    @click.option("-o", "--output-path", "--output-dir", "output_dir", metavar="DIR",
+                  help="Where the outputs go (default: the source's folder).")
+    @click.option("-v", "--verbose", is_flag=True, help="Print each command run and timings.")
+    @click.option("-y", "--yaml", "yaml_", is_flag=True,
+                  help="Write .skel.yaml and package.yaml instead of JSON.")
+    @click.option("--header-only", is_flag=True,
+                  help="SOURCE is a header: build an object that only carries its types.")
+    @click.option("--wasm-header", is_flag=True, help="Also write ewasm-skel.h.")
+    @click.option("-w", "--workspace-path", "workspace", metavar="DIR",
+                  help="Where temporary build files go (default: a private temp folder, removed).")
+    @click.option("-a", "--additional-cflags", "cflags", multiple=True, metavar="FLAGS",
+                  help="Extra clang flags (split on spaces); may be repeated.")
+    @click.option("-c", "--clang-bin", "clang", metavar="PATH", help="clang to use.")
+    @click.option("-l", "--llvm-strip-bin", "llvm_strip", metavar="PATH", help="llvm-strip to use.")
+    @click.option("--bpftool-bin", "bpftool", metavar="PATH",
+                  help="bpftool to use (to generate vmlinux.h, and for --btfgen).")
+    @click.option("-n", "--no-generate-package-json", "no_package_json", is_flag=True,
+                  help="Write only the object and the .skel.json.")
+    @click.option("--arch", metavar="ARCH[,ARCH...]",
+                  help="Target architecture(s) for __TARGET_ARCH_* (default: the host's); "
+                       "several build one package each into <output>/<arch>/.")
+    @click.option("--vmlinux", metavar="[ARCH=]FILE", multiple=True,
+                  help="The vmlinux.h to compile against (per arch: --vmlinux arm64=FILE).")
+    @click.option("--btf", metavar="[ARCH=]FILE", multiple=True,
+                  help="Generate vmlinux.h from this kernel BTF (per arch: --btf arm64=FILE).")
+    @click.option("--link", metavar="NAME",
+                  help="Compile every SOURCE and link them (bpftool gen object) into one "
+                       "package, NAME.bpf.o.")
+    @click.option("--verify", is_flag=True,
+                  help="Build again into a temporary folder and compare with the outputs already "
+                       "there; exit 1 naming what differs.")
+    @click.option("--report", metavar="FILE.json",
+                  help="Write a JSON report: inputs, outputs, commands, timings, warnings.")
+    @click.option("--depfile", metavar="FILE",
+                  help="Write a make rule: the outputs depend on every file the build read.")
+    @click.option("--no-doc", is_flag=True, help="Ignore doc-comment annotations.")
+    @click.option("--no-cache", is_flag=True,
+                  help="Do not use (or make) the precompiled vmlinux.h in the cache.")
+    @click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
+                  help="With several programs: how many to build at once (default: the cores).")
+    @click.option("-b", "--btfgen", is_flag=True,
+                  help="Also write <stem>.tar: the package plus a minimized BTF per kernel of "
+                       "--btfhub-archive, for kernels without their own BTF.")
+    @click.option("--btfhub-archive", "btfhub_archive", metavar="DIR",
+                  help="A local BTFHub archive folder (<distro>/<version>/<arch>/<kernel>.btf "
+                       "or .btf.tar.xz) for --btfgen.")
+    @click.option("-s", "--standalone", is_flag=True,
+                  help="Also write <stem>.out: one executable that runs the program like "
+                       "`ecc run package.json` (needs only Python 3.11+ and libbpf.so.1).")
+    @click.option("--docker", is_flag=True,
+                  help="Build inside the ecc container image, through Docker or podman's Docker "
+                       "API ($DOCKER_HOST); the image is built on first use.")
+    def build(inputs: tuple[str, ...], output_dir: str | None, verbose: bool,
+              yaml_: bool, header_only: bool, wasm_header: bool, workspace: str | None,
+              cflags: tuple[str, ...], clang: str | None, llvm_strip: str | None,
+              bpftool: str | None, no_package_json: bool, arch: str | None,
+              vmlinux: tuple[str, ...], btf: tuple[str, ...], link: str | None, verify: bool,
+              report: str | None, depfile: str | None,
+              no_doc: bool, no_cache: bool, jobs: int | None,
+              btfgen: bool, btfhub_archive: str | None, standalone: bool,
+              docker: bool) -> None:
+        """Compile SOURCE (a .bpf.c) into <stem>.bpf.o, <stem>.skel.json and package.json.
 
-    EXPORT_HEADER names the structs the program sends to user space. Given
-    several .bpf.c files or a folder instead, builds each (with its <stem>.h
-    beside it, if any) in parallel; with -o DIR, into DIR/<stem>/.
-    """
-    _setup_logging(verbose)
-    params = click.get_current_context().params
-    if docker:
-        _build_in_container(inputs, params)
-        return
-    if not link and (len(inputs) > 2 or (len(inputs) == 2 and not inputs[1].endswith(".h")) or (
-            len(inputs) == 1 and os.path.isdir(inputs[0]))):
-        _build_several(inputs, params, jobs)
-        return
-    from .build.targets import Plan, execute, resolve_targets, verify_error, verify_plan
-
-    link_spec = None
-    if link:
-        from .build.link import link_spec as make_link_spec
-
-        link_spec = make_link_spec(link, inputs)
-    plan = Plan(_build_options(params), tuple(resolve_targets(arch, vmlinux, btf)),
-                link_spec, report, depfile)
-    try:
-        if verify:
-            checked = verify_plan(plan)
-            failure = verify_error(checked)
-            if failure is not None:
-                raise failure
-            click.echo(f"ecc: verified: {', '.join(checked.compared)} match a fresh build",
-                       err=True)
+        EXPORT_HEADER names the structs the program sends to user space. Given
+        several .bpf.c files or a folder instead, builds each (with its <stem>.h
+        beside it, if any) in parallel; with -o DIR, into DIR/<stem>/.
+        """
+        _setup_logging(verbose)
+        params = click.get_current_context().params
+        if docker:
+            _build_in_container(inputs, params)
             return
-        results = execute(plan)
-    except EccError as exc:
-        from .doctor import explain_build_failure
+        if not link and (len(inputs) > 2 or (len(inputs) == 2 and not inputs[1].endswith(".h")) or (
+                len(inputs) == 1 and os.path.isdir(inputs[0]))):
+            _build_several(inputs, params, jobs)
+            return
+        from .build.targets import Plan, execute, resolve_targets, verify_error, verify_plan
 
-        raise explain_build_failure(exc, clang, llvm_strip) from exc
-    for result in results:
-        if result.diagnostics:
-            click.echo(result.diagnostics, err=True)
-        for warning in result.warnings:
-            click.echo(f"ecc: warning: {warning}", err=True)
-        if verbose:
-            total = sum(result.timings.values())
-            parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
-            log.info("built in %.0f ms (%s)", total * 1000, parts)
-        for path in result.outputs:
-            log.info("wrote %s", path)
+        link_spec = None
+        if link:
+            from .build.link import link_spec as make_link_spec
+
+            link_spec = make_link_spec(link, inputs)
+        plan = Plan(_build_options(params), tuple(resolve_targets(arch, vmlinux, btf)),
+                    link_spec, report, depfile)
+        try:
+            if verify:
+                checked = verify_plan(plan)
+                failure = verify_error(checked)
+                if failure is not None:
+                    raise failure
+                click.echo(f"ecc: verified: {', '.join(checked.compared)} match a fresh build",
+                           err=True)
+                return
+            results = execute(plan)
+        except EccError as exc:
+            from .doctor import explain_build_failure
+
+            raise explain_build_failure(exc, clang, llvm_strip) from exc
+        for result in results:
+            if result.diagnostics:
+                click.echo(result.diagnostics, err=True)
+            for warning in result.warnings:
+                click.echo(f"ecc: warning: {warning}", err=True)
+            if verbose:
+                total = sum(result.timings.values())
+                parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
+                _log().info("built in %.0f ms (%s)", total * 1000, parts)
+            for path in result.outputs:
+                _log().info("wrote %s", path)
+    return build
 
 
-@cli.command(context_settings={"ignore_unknown_options": True,
-                               "allow_interspersed_args": False})
-@click.argument("package", metavar="PACKAGE")
-@click.argument("program_args", nargs=-1, type=click.UNPROCESSED, metavar="[PROGRAM OPTIONS]")
-@click.option("--json", "json_", is_flag=True, help="One JSON object per line.")
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after this long.")
-@click.option("--strict", is_flag=True,
-              help="Fail when any program cannot be loaded or attached.")
-@click.option("--btf", "btf_path", metavar="FILE",
-              help="Kernel BTF to use for CO-RE instead of the running kernel's (a file, or "
-                   "an entry of a --btfgen tar such as ubuntu/20.04/x86_64/KERNEL.btf).")
-@click.option("--plain-http", is_flag=True,
-              help="PACKAGE is in an OCI registry without TLS (http).")
-@click.option("--force", is_flag=True,
-              help="Load a package built for another architecture anyway.")
-@click.option("-v", "--verbose", is_flag=True, help="Show libbpf's messages and tracebacks.")
-def run(package: str, program_args: tuple[str, ...], json_: bool, duration: float | None,
-        strict: bool, btf_path: str | None, plain_http: bool, force: bool,
-        verbose: bool) -> None:
-    """Load PACKAGE (package.json, package.yaml, a .skel.json beside its .bpf.o, a --btfgen
-    <stem>.tar, or - for stdin), attach its programs and print what they send.
+def _cmd_run() -> click.Command:
+    @click.command(context_settings={"ignore_unknown_options": True,
+                                   "allow_interspersed_args": False})
+    @click.argument("package", metavar="PACKAGE")
+    @click.argument("program_args", nargs=-1, type=click.UNPROCESSED, metavar="[PROGRAM OPTIONS]")
+    @click.option("--json", "json_", is_flag=True, help="One JSON object per line.")
+    @click.option("--duration", type=float, metavar="SECONDS", help="Stop after this long.")
+    @click.option("--strict", is_flag=True,
+                  help="Fail when any program cannot be loaded or attached.")
+    @click.option("--btf", "btf_path", metavar="FILE",
+                  help="Kernel BTF to use for CO-RE instead of the running kernel's (a file, or "
+                       "an entry of a --btfgen tar such as ubuntu/20.04/x86_64/KERNEL.btf).")
+    @click.option("--plain-http", is_flag=True,
+                  help="PACKAGE is in an OCI registry without TLS (http).")
+    @click.option("--force", is_flag=True,
+                  help="Load a package built for another architecture anyway.")
+    @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's messages and tracebacks.")
+    def run(package: str, program_args: tuple[str, ...], json_: bool, duration: float | None,
+            strict: bool, btf_path: str | None, plain_http: bool, force: bool,
+            verbose: bool) -> None:
+        """Load PACKAGE (package.json, package.yaml, a .skel.json beside its .bpf.o, a --btfgen
+        <stem>.tar, or - for stdin), attach its programs and print what they send.
 
-    Options after PACKAGE are the program's own, made from its global variables:
-    `ecc run package.json --help` lists them.
-    """
-    from .run.btfarchive import choose_btf
-    from .run.fetch import open_package
-    from .run.loader import RunOptions
+        Options after PACKAGE are the program's own, made from its global variables:
+        `ecc run package.json --help` lists them.
+        """
+        from .run.btfarchive import choose_btf
+        from .run.fetch import open_package
+        from .run.loader import RunOptions
 
-    _setup_logging(verbose)
-    loaded = open_package(package, plain_http=plain_http)  # a file, URL, OCI ref, .out
-    args = list(program_args)
-    if args[:1] == ["--"]:
-        args = args[1:]
-    command, specs = _program_command(loaded)
-    try:
-        ctx = command.make_context(_program_name(loaded), args)
-    except click.exceptions.Exit as exc:  # --help
-        raise SystemExit(exc.exit_code) from None
-    params = ctx.params
-    from .run.target import check_arch
+        _setup_logging(verbose)
+        loaded = open_package(package, plain_http=plain_http)  # a file, URL, OCI ref, .out
+        args = list(program_args)
+        if args[:1] == ["--"]:
+            args = args[1:]
+        command, specs = _program_command(loaded)
+        try:
+            ctx = command.make_context(_program_name(loaded), args)
+        except click.exceptions.Exit as exc:  # --help
+            raise SystemExit(exc.exit_code) from None
+        params = ctx.params
+        from .run.target import check_arch
 
-    mismatch = check_arch(loaded.origin, loaded.meta,
-                          force=force or bool(params.pop("__force", False)))
-    if mismatch:
-        click.echo(f"ecc: warning: {mismatch}", err=True)
-    opts = RunOptions(
-        json=json_ or bool(params.pop("__json", False)),
-        duration=duration if duration is not None else params.pop("__duration", None),
-        strict=strict or bool(params.pop("__strict", False)),
-        # A --btfgen tar's BTF for this kernel when it has none of its own, or --btf.
-        btf_custom_path=choose_btf(loaded.btf_archive, loaded.origin, btf_path).path,
-    )
-    for key in ("__json", "__duration", "__strict"):
-        params.pop(key, None)
-    opts.section_values = _section_values(loaded, specs, params)
-    _run_loaded(loaded, opts)
+        mismatch = check_arch(loaded.origin, loaded.meta,
+                              force=force or bool(params.pop("__force", False)))
+        if mismatch:
+            click.echo(f"ecc: warning: {mismatch}", err=True)
+        opts = RunOptions(
+            json=json_ or bool(params.pop("__json", False)),
+            duration=duration if duration is not None else params.pop("__duration", None),
+            strict=strict or bool(params.pop("__strict", False)),
+            # A --btfgen tar's BTF for this kernel when it has none of its own, or --btf.
+            btf_custom_path=choose_btf(loaded.btf_archive, loaded.origin, btf_path).path,
+        )
+        for key in ("__json", "__duration", "__strict"):
+            params.pop(key, None)
+        opts.section_values = _section_values(loaded, specs, params)
+        _run_loaded(loaded, opts)
+    return run
 
 
 def _listen_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -237,96 +286,106 @@ def _listen_address(ctx: click.Context, param: click.Parameter, value: str) -> s
     return value
 
 
-@cli.command()
-@click.argument("config", required=False, metavar="[CONFIG]")
-@click.option("--listen", default="127.0.0.1:8526", show_default=True, metavar="HOST:PORT",
-              callback=_listen_address, help="Where to serve /metrics (and the API).")
-@click.option("--api", is_flag=True,
-              help="Serve the control API (POST /start, GET /list, POST /stop/ID); "
-                   "needs --api-token-file.")
-@click.option("--api-token-file", metavar="FILE",
-              help="File holding the bearer token API requests must send.")
-@click.option("--max-series", type=click.IntRange(min=1), default=10000, show_default=True,
-              metavar="N", help="Label sets kept at most; past it new series are dropped "
-                                "and counted in ecc_exporter_series_dropped_total.")
-@click.option("--queue-size", type=click.IntRange(min=1), default=65536, show_default=True,
-              metavar="N", help="Events buffered per program between the kernel's buffers "
-                                "and counting; past it events are counted as lost.")
-@click.option("-v", "--verbose", is_flag=True, help="Log requests, libbpf's messages, tracebacks.")
-def exporter(config: str | None, listen: str, api: bool, api_token_file: str | None,
-             max_series: int, queue_size: int, verbose: bool) -> None:
-    """Serve Prometheus metrics made from the events and maps of the programs in CONFIG
-    (YAML or JSON, eunomia-exporter's format: programs with counters, histograms, gauges).
+def _cmd_exporter() -> click.Command:
+    @click.command()
+    @click.argument("config", required=False, metavar="[CONFIG]")
+    @click.option("--listen", default="127.0.0.1:8526", show_default=True, metavar="HOST:PORT",
+                  callback=_listen_address, help="Where to serve /metrics (and the API).")
+    @click.option("--api", is_flag=True,
+                  help="Serve the control API (POST /start, GET /list, POST /stop/ID); "
+                       "needs --api-token-file.")
+    @click.option("--api-token-file", metavar="FILE",
+                  help="File holding the bearer token API requests must send.")
+    @click.option("--max-series", type=click.IntRange(min=1), default=10000, show_default=True,
+                  metavar="N", help="Label sets kept at most; past it new series are dropped "
+                                    "and counted in ecc_exporter_series_dropped_total.")
+    @click.option("--queue-size", type=click.IntRange(min=1), default=65536, show_default=True,
+                  metavar="N", help="Events buffered per program between the kernel's buffers "
+                                    "and counting; past it events are counted as lost.")
+    @click.option("-v", "--verbose", is_flag=True,
+                  help="Log requests, libbpf's messages, tracebacks.")
+    def exporter(config: str | None, listen: str, api: bool, api_token_file: str | None,
+                 max_series: int, queue_size: int, verbose: bool) -> None:
+        """Serve Prometheus metrics made from the events and maps of the programs in CONFIG
+        (YAML or JSON, eunomia-exporter's format: programs with counters, histograms, gauges).
 
-    CONFIG may be left out with --api: programs then come through POST /start.
-    """
-    from .exporter.server import ServerOptions, serve
+        CONFIG may be left out with --api: programs then come through POST /start.
+        """
+        from .exporter.server import ServerOptions, serve
 
-    _setup_logging(verbose)
-    if config is None and not api:
-        raise click.UsageError("give a CONFIG file, or --api to start programs through the "
-                               "control API")
-    serve(ServerOptions(config=config, listen=listen, api=api, api_token_file=api_token_file,
-                        max_series=max_series, queue_size=queue_size, verbose=verbose),
-          lambda line: click.echo(line, err=True))
-
-
-@cli.command()
-@click.argument("package", metavar="PACKAGE")
-@click.argument("ref", metavar="REF")
-@click.option("--plain-http", is_flag=True, help="The registry speaks http, not https.")
-@click.option("--arch", metavar="ARCH",
-              help="Target architecture to annotate (default: the host's).")
-@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-def push(package: str, ref: str, plain_http: bool, arch: str | None, verbose: bool) -> None:
-    """Push PACKAGE (a package.json) to an OCI registry as REF (HOST[:PORT]/REPO:TAG,
-    oci:// optional); prints the manifest digest.
-
-    Credentials come from the Docker config ($DOCKER_CONFIG/config.json or
-    ~/.docker/config.json).
-    """
-    from .arch import host_arch
-    from .oci import push_package
-
-    _setup_logging(verbose)
-    digest = push_package(package, ref, arch=arch or host_arch(), plain_http=plain_http)
-    click.echo(f"ecc: pushed {package} to {ref}", err=True)
-    click.echo(digest)
+        _setup_logging(verbose)
+        if config is None and not api:
+            raise click.UsageError("give a CONFIG file, or --api to start programs through the "
+                                   "control API")
+        serve(ServerOptions(config=config, listen=listen, api=api, api_token_file=api_token_file,
+                            max_series=max_series, queue_size=queue_size, verbose=verbose),
+              lambda line: click.echo(line, err=True))
+    return exporter
 
 
-@cli.command()
-@click.argument("ref", metavar="REF")
-@click.option("-o", "--output", metavar="FILE",
-              help="Where to write the package (default: ./package.json).")
-@click.option("--plain-http", is_flag=True, help="The registry speaks http, not https.")
-@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-def pull(ref: str, output: str | None, plain_http: bool, verbose: bool) -> None:
-    """Pull the package at REF (HOST[:PORT]/REPO:TAG or @sha256:DIGEST) from an OCI registry,
-    verify it, and write it; prints the manifest digest.
-    """
-    from .oci import pull_to_file
+def _cmd_push() -> click.Command:
+    @click.command()
+    @click.argument("package", metavar="PACKAGE")
+    @click.argument("ref", metavar="REF")
+    @click.option("--plain-http", is_flag=True, help="The registry speaks http, not https.")
+    @click.option("--arch", metavar="ARCH",
+                  help="Target architecture to annotate (default: the host's).")
+    @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+    def push(package: str, ref: str, plain_http: bool, arch: str | None, verbose: bool) -> None:
+        """Push PACKAGE (a package.json) to an OCI registry as REF (HOST[:PORT]/REPO:TAG,
+        oci:// optional); prints the manifest digest.
 
-    _setup_logging(verbose)
-    pulled, path = pull_to_file(ref, output, plain_http=plain_http)
-    click.echo(f"ecc: pulled {pulled.reference} to {path}", err=True)
-    click.echo(pulled.digest)
+        Credentials come from the Docker config ($DOCKER_CONFIG/config.json or
+        ~/.docker/config.json).
+        """
+        from .arch import host_arch
+        from .oci import push_package
+
+        _setup_logging(verbose)
+        digest = push_package(package, ref, arch=arch or host_arch(), plain_http=plain_http)
+        click.echo(f"ecc: pushed {package} to {ref}", err=True)
+        click.echo(digest)
+    return push
 
 
-@cli.command()
-@click.argument("name", metavar="NAME")
-@click.option("--ecc-package", metavar="SPEC",
-              help="What the project's CI workflow installs ecc from with pip (a requirement, "
-                   "wheel URL or git URL; default: this version of ecc from its git repository).")
-def init(name: str, ecc_package: str | None) -> None:
-    """Create the project folder NAME: a commented NAME.bpf.c (ring buffer events, an
-    option), NAME.h, a README, a .gitignore and a GitHub Actions workflow that builds it.
-    """
-    from .init import ECC_PACKAGE, init_project
+def _cmd_pull() -> click.Command:
+    @click.command()
+    @click.argument("ref", metavar="REF")
+    @click.option("-o", "--output", metavar="FILE",
+                  help="Where to write the package (default: ./package.json).")
+    @click.option("--plain-http", is_flag=True, help="The registry speaks http, not https.")
+    @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+    def pull(ref: str, output: str | None, plain_http: bool, verbose: bool) -> None:
+        """Pull the package at REF (HOST[:PORT]/REPO:TAG or @sha256:DIGEST) from an OCI registry,
+        verify it, and write it; prints the manifest digest.
+        """
+        from .oci import pull_to_file
 
-    files = init_project(name, ecc_package or ECC_PACKAGE)
-    click.echo(f"ecc: created {name}/ ({len(files)} files); next: "
-               f"cd {name} && ecc build {os.path.basename(os.path.normpath(name))}.bpf.c "
-               f"{os.path.basename(os.path.normpath(name))}.h", err=True)
+        _setup_logging(verbose)
+        pulled, path = pull_to_file(ref, output, plain_http=plain_http)
+        click.echo(f"ecc: pulled {pulled.reference} to {path}", err=True)
+        click.echo(pulled.digest)
+    return pull
+
+
+def _cmd_init() -> click.Command:
+    @click.command()
+    @click.argument("name", metavar="NAME")
+    @click.option("--ecc-package", metavar="SPEC",
+                  help="What the project's CI workflow installs ecc from with pip (a requirement, "
+                       "wheel URL or git URL; default: this version of ecc from its git "
+                       "repository).")
+    def init(name: str, ecc_package: str | None) -> None:
+        """Create the project folder NAME: a commented NAME.bpf.c (ring buffer events, an
+        option), NAME.h, a README, a .gitignore and a GitHub Actions workflow that builds it.
+        """
+        from .init import ECC_PACKAGE, init_project
+
+        files = init_project(name, ecc_package or ECC_PACKAGE)
+        click.echo(f"ecc: created {name}/ ({len(files)} files); next: "
+                   f"cd {name} && ecc build {os.path.basename(os.path.normpath(name))}.bpf.c "
+                   f"{os.path.basename(os.path.normpath(name))}.h", err=True)
+    return init
 
 
 def _program_name(loaded: Any) -> str:
@@ -417,24 +476,26 @@ def _run_loaded(loaded: Any, opts: Any) -> None:
         runner.close()
 
 
-@cli.command()
-@click.option("-c", "--clang-bin", "clang", metavar="PATH", help="clang to check.")
-@click.option("-l", "--llvm-strip-bin", "llvm_strip", metavar="PATH",
-              help="llvm-strip to check.")
-@click.option("--bpftool-bin", "bpftool", metavar="PATH", help="bpftool to check.")
-def doctor(clang: str | None, llvm_strip: str | None, bpftool: str | None) -> None:
-    """Check the toolchain and this machine: clang and its BPF target, CO-RE, llvm-strip,
-    libbpf headers, bpftool, kernel BTF, bpffs and tracefs. Each failure says the fix."""
-    from .doctor import all_checks
+def _cmd_doctor() -> click.Command:
+    @click.command()
+    @click.option("-c", "--clang-bin", "clang", metavar="PATH", help="clang to check.")
+    @click.option("-l", "--llvm-strip-bin", "llvm_strip", metavar="PATH",
+                  help="llvm-strip to check.")
+    @click.option("--bpftool-bin", "bpftool", metavar="PATH", help="bpftool to check.")
+    def doctor(clang: str | None, llvm_strip: str | None, bpftool: str | None) -> None:
+        """Check the toolchain and this machine: clang and its BPF target, CO-RE, llvm-strip,
+        libbpf headers, bpftool, kernel BTF, bpffs and tracefs. Each failure says the fix."""
+        from .doctor import all_checks
 
-    checks = all_checks(clang, llvm_strip, bpftool)
-    for check in checks:
-        click.echo(check.line())
-    failed = [c.name for c in checks if c.failed]
-    if failed:
-        raise EccError(f"{len(failed)} of {len(checks)} checks failed ({', '.join(failed)}); "
-                       f"each FAIL line above says the fix")
-    click.echo(f"ecc: all {len(checks)} checks passed", err=True)
+        checks = all_checks(clang, llvm_strip, bpftool)
+        for check in checks:
+            click.echo(check.line())
+        failed = [c.name for c in checks if c.failed]
+        if failed:
+            raise EccError(f"{len(failed)} of {len(checks)} checks failed ({', '.join(failed)}); "
+                           f"each FAIL line above says the fix")
+        click.echo(f"ecc: all {len(checks)} checks passed", err=True)
+    return doctor
 
 
 def _build_in_container(inputs: tuple[str, ...], params: dict[str, Any]) -> None:
@@ -443,7 +504,7 @@ def _build_in_container(inputs: tuple[str, ...], params: dict[str, Any]) -> None
 
     options = {p.name: OptionSpec(p.opts[-1], p.secondary_opts[-1] if p.secondary_opts else None,
                                   p.default, p.metavar)
-               for p in build.params if isinstance(p, click.Option) and p.name}
+               for p in command("build").params if isinstance(p, click.Option) and p.name}
     values = {k: v for k, v in params.items() if k not in ("inputs", "docker")}
     status = build_in_container(inputs, values, options, lambda line: click.echo(line, err=True))
     if status:
@@ -509,7 +570,7 @@ def _build_options(params: dict[str, Any]) -> BuildOptions:
 
 def parse_build_args(args: Sequence[str]) -> BuildOptions:
     """The BuildOptions that ``ecc build ARGS`` would use (for tests and golden cases)."""
-    ctx = build.make_context("build", list(args))
+    ctx = command("build").make_context("build", list(args))
     return _build_options(ctx.params)
 
 
@@ -531,6 +592,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
     except EccError as exc:
         if _wants_traceback(args):
+            import traceback
+
             traceback.print_exc()
         if exc.details:
             click.echo(exc.details, err=True)
