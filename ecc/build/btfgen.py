@@ -149,17 +149,11 @@ def _file_problem(mode: int, size: int) -> str | None:
 
 def _member_problem(member: tarfile.TarInfo) -> str | None:
     """Why an entry of a .btf.tar.xz must not be used, or None."""
-    name = member.name
-    parts = name.replace("\\", "/").split("/")
-    if name.startswith("/") or ".." in parts:
-        return "points outside its folder"
-    for test, what in ((member.issym, "a symbolic link"), (member.islnk, "a hard link"),
-                       (member.ischr, "a character device"), (member.isblk, "a block device"),
-                       (member.isfifo, "a FIFO")):
-        if test():
-            return f"is {what}"
-    if not (member.isreg() or member.isdir()):
-        return "is not a regular file"
+    from ..fileio import tar_member_problem
+
+    problem = tar_member_problem(member, outside="its folder", refuse_sparse=False)
+    if problem:
+        return problem
     if member.size > MAX_BTF_BYTES:
         return f"is {member.size} bytes, over the {MAX_BTF_BYTES}-byte limit for a kernel BTF"
     return None

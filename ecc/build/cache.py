@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -29,3 +34,40 @@ def locked(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def file_identity(path: str) -> str:
+    """Path, size and mtime: what says a file is still the one a cache entry was made from."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}:missing"
+    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def per_binary(binary: str, name: str, compute: Callable[[], T],
+               valid: Callable[[Any], bool]) -> T:
+    """A fact about a tool binary (its include dirs, its version), cached per binary.
+
+    Asking costs a process start; the answer cannot change while the binary's
+    path, size and mtime stay the same. A cache that cannot be read or written
+    only costs time.
+    """
+    os.stat(binary)  # a binary that is gone is the caller's error, not a cache miss
+    key = hashlib.sha256(file_identity(binary).encode())
+    cache_file = cache_dir() / "tools" / f"{name}-{key.hexdigest()[:20]}.json"
+    try:
+        cached = json.loads(cache_file.read_text())
+        if valid(cached):
+            return cached  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        pass
+    value = compute()
+    try:
+        from ..package import write_atomic
+
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(str(cache_file), json.dumps(value))
+    except OSError:
+        pass
+    return value

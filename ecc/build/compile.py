@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from ..arch import TARGET_ARCHES as TARGET_ARCHES
 from ..arch import host_arch as host_arch
 from ..errors import CompileError
 from . import tools
-from .cache import cache_dir
+from .cache import per_binary
 
 
 def dummy_declarations(struct_names: Sequence[str]) -> str:
@@ -37,30 +36,14 @@ def wrapper_source(user_file: str, struct_names: Sequence[str]) -> str:
 
 
 def system_include_dirs(clang: str) -> list[str]:
-    """The host's default include dirs, which ``-target bpf`` would otherwise not search.
+    """The host's default include dirs, which ``-target bpf`` would otherwise not search."""
+    def ask() -> list[str]:
+        result = tools.run([clang, "-v", "-E", "-x", "c", "-", "-o", os.devnull],
+                           what="asking clang for its include directories", input_bytes=b"")
+        return parse_include_dirs(result.stderr.decode(errors="replace"))
 
-    Asking clang costs a process start, so the answer is cached per clang binary.
-    """
-    st = os.stat(clang)
-    key = hashlib.sha256(f"{os.path.realpath(clang)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    cache_file = cache_dir() / "clang" / f"sysinc-{key.hexdigest()[:20]}.json"
-    try:
-        cached = json.loads(cache_file.read_text())
-        if isinstance(cached, list) and all(isinstance(d, str) for d in cached):
-            return cached
-    except (OSError, ValueError):
-        pass
-    result = tools.run([clang, "-v", "-E", "-x", "c", "-", "-o", os.devnull],
-                       what="asking clang for its include directories", input_bytes=b"")
-    dirs = parse_include_dirs(result.stderr.decode(errors="replace"))
-    try:
-        from ..package import write_atomic
-
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(str(cache_file), json.dumps(dirs))
-    except OSError:
-        pass  # a cache we cannot write only costs time
-    return dirs
+    return per_binary(clang, "sysinc", ask,
+                      lambda v: isinstance(v, list) and all(isinstance(d, str) for d in v))
 
 
 def parse_include_dirs(verbose_output: str) -> list[str]:

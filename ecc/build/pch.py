@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..errors import CompileError
 from . import tools
-from .cache import cache_dir, locked
+from .cache import cache_dir, file_identity, locked
 
 log = logging.getLogger("ecc")
 
@@ -84,14 +84,6 @@ def has_include_guard(header_path: str) -> bool:
     return _GUARD.match(_COMMENTS.sub(lambda m: "\n" * m.group(0).count("\n"), head)) is not None
 
 
-def _identity(path: str) -> str:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return f"{path}:missing"
-    return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
-
-
 @dataclass(frozen=True)
 class PchEntry:
     folder: Path
@@ -110,7 +102,8 @@ class PchEntry:
 def entry_for(clang: str, flags: Sequence[str], includes: Sequence[str],
               vmlinux_header: str) -> PchEntry:
     """The cache entry for these inputs: clang, every flag, the prefix, and vmlinux.h."""
-    key = json.dumps([_identity(clang), list(flags), list(includes), _identity(vmlinux_header)])
+    key = json.dumps([file_identity(clang), list(flags), list(includes),
+                      file_identity(vmlinux_header)])
     folder = cache_dir() / "pch" / hashlib.sha256(key.encode()).hexdigest()[:24]
     return PchEntry(folder, folder / "prefix.h", folder / "prefix.h.pch", tuple(flags),
                     tuple(includes))

@@ -16,7 +16,6 @@ object: two builds in different folders record the same thing.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from . import tools
-from .cache import cache_dir
+from .cache import per_binary
 from .repro import RECORDED_FLAGS, PathMap
 
 if TYPE_CHECKING:
@@ -67,31 +66,17 @@ _VERSION_LINE = re.compile(r"\bv?\d+\.\d+")
 
 def tool_version(tool: str) -> str:
     """The first line of ``tool --version`` that names a version, cached per binary."""
+    def ask() -> str:
+        result = tools.run([tool, "--version"],
+                           what=f"asking {os.path.basename(tool)} its version", check=False)
+        text = (result.stdout or result.stderr).decode(errors="replace")
+        return next((line.strip() for line in text.splitlines() if _VERSION_LINE.search(line)),
+                    "unknown")
+
     try:
-        st = os.stat(tool)
+        return per_binary(tool, "version", ask, lambda v: isinstance(v, str))
     except OSError:
         return "unknown"
-    key = hashlib.sha256(f"{os.path.realpath(tool)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    cache_file = cache_dir() / "tools" / f"version-{key.hexdigest()[:20]}.json"
-    try:
-        cached = json.loads(cache_file.read_text())
-        if isinstance(cached, str):
-            return cached
-    except (OSError, ValueError):
-        pass
-    result = tools.run([tool, "--version"], what=f"asking {os.path.basename(tool)} its version",
-                       check=False)
-    text = (result.stdout or result.stderr).decode(errors="replace")
-    version = next((line.strip() for line in text.splitlines() if _VERSION_LINE.search(line)),
-                   "unknown")
-    try:
-        from ..package import write_atomic
-
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(str(cache_file), json.dumps(version))
-    except OSError:
-        pass  # a cache we cannot write only costs time
-    return version
 
 
 def make_provenance(*, arch: str, clang: str, flags: Sequence[str],

@@ -45,7 +45,6 @@ is one line naming the place in the configuration.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -164,25 +163,9 @@ class ProgramSpec:
 
 def parse_text(origin: str, text: str, yaml_first: bool) -> Any:
     """JSON or YAML text -> its value; which one is tried first depends on the file name."""
-    if not yaml_first or text.lstrip().startswith(("{", "[")):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            if not yaml_first and text.lstrip().startswith(("{", "[")):
-                raise ConfigError(f"{origin}: not valid JSON: {exc.msg} (line {exc.lineno} "
-                                  f"column {exc.colno})") from exc
-    try:
-        import yaml
-    except ImportError as exc:
-        raise ConfigError(f"{origin}: not JSON, and PyYAML is not installed to read YAML "
-                          f"(pip install PyYAML)") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1} column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise ConfigError(f"{origin}: neither JSON nor YAML: {problem}{where}") from exc
+    from ..fileio import parse_json_or_yaml
+
+    return parse_json_or_yaml(origin, text, yaml_first, ConfigError)
 
 
 def load_config(path: str) -> list[ProgramSpec]:

@@ -45,16 +45,12 @@ class TarPackage:
 
 
 def _problem(member: tarfile.TarInfo) -> str | None:
+    from ..fileio import tar_member_problem
+
     name = member.name
-    if name.startswith("/") or ".." in name.replace("\\", "/").split("/"):
-        return "points outside the package"
-    for test, what in ((member.issym, "a symbolic link"), (member.islnk, "a hard link"),
-                       (member.ischr, "a character device"), (member.isblk, "a block device"),
-                       (member.isfifo, "a FIFO"), (member.issparse, "a sparse file")):
-        if test():
-            return f"is {what}"
-    if not (member.isreg() or member.isdir()):
-        return "is not a regular file"
+    problem = tar_member_problem(member, outside="the package", refuse_sparse=True)
+    if problem:
+        return problem
     limit = MAX_PACKAGE_JSON_BYTES if _normal(name) == "package.json" else MAX_BTF_BYTES
     if member.size > limit:
         return f"is {member.size} bytes, over the {limit}-byte limit"

@@ -8,7 +8,6 @@ the field, so a broken package is one clear line, not a libbpf failure later.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -52,27 +51,13 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _parse_document(origin: str, data: bytes, yaml_first: bool) -> Any:
+    from ..fileio import parse_json_or_yaml
+
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PackageError(f"{origin}: not UTF-8 text (byte {exc.start}); not a package") from exc
-    if not yaml_first:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            if text.lstrip().startswith(("{", "[")):
-                raise PackageError(
-                    f"{origin}: not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
-                ) from exc
-    try:
-        import yaml
-    except ImportError as exc:
-        raise PackageError(f"{origin}: not JSON, and PyYAML is not installed to read YAML "
-                           f"(pip install PyYAML)") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PackageError(f"{origin}: neither JSON nor YAML ({exc.__class__.__name__})") from exc
+    return parse_json_or_yaml(origin, text, yaml_first, PackageError)
 
 
 def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
