@@ -76,6 +76,15 @@ class EccRun:
         return False
 
 
+def exec_row(run: EccRun) -> dict[str, Any]:
+    """With bootstrap-style `run` ready: exec /bin/true, stop, and return its decoded exec event."""
+    pid = run_child(["/bin/true"])
+    assert run.wait_for(lambda: any(r["pid"] == pid and not r["exit_event"]
+                                    for r in run.json_rows()))
+    assert run.stop() == 0
+    return next(r for r in run.json_rows() if r["pid"] == pid and not r["exit_event"])
+
+
 def run_child(argv: list[str]) -> int:
     """Run a command to completion; its pid."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLES, have_clang
-from runner import EccRun, run_child
+from runner import EccRun, exec_row, run_child
 
 from ecc.btf import Kind, parse_btf
 from ecc.build.btfgen import MAX_BTF_BYTES, tar_bytes, write_btfgen_tar
@@ -129,11 +129,7 @@ def test_run_with_minimized_btf_file(built: Path, kernel: None, tmp_path: Path) 
         btf_file.write_bytes(member.read())
     run = EccRun("--json", "--duration", "8", "--btf", str(btf_file), str(built / "bootstrap.tar"))
     run.wait_ready()
-    pid = run_child(["/bin/true"])
-    assert run.wait_for(lambda: any(r["pid"] == pid and not r["exit_event"]
-                                    for r in run.json_rows()))
-    assert run.stop() == 0
-    row = next(r for r in run.json_rows() if r["pid"] == pid and not r["exit_event"])
+    row = exec_row(run)
     assert (row["comm"], row["filename"], row["ppid"]) == ("true", "/bin/true", os.getpid())
 
 

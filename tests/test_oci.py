@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from builds import Built
-from runner import EccRun, run_child
+from runner import EccRun, exec_row
 
 from ecc import oci
 from ecc.arch import host_arch
@@ -193,11 +193,7 @@ def test_runs_by_reference(pushed: tuple[str, str], docker_config: Path, kernel:
     monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
     run = EccRun("--plain-http", "--json", "--duration", "6", ref)
     run.wait_ready()
-    pid = run_child(["/bin/true"])
-    assert run.wait_for(lambda: any(r["pid"] == pid and not r["exit_event"]
-                                    for r in run.json_rows()))
-    assert run.stop() == 0
-    row = next(r for r in run.json_rows() if r["pid"] == pid and not r["exit_event"])
+    row = exec_row(run)
     assert row["comm"] == "true" and row["filename"] == "/bin/true"
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from builds import Built
-from runner import EccRun, run_child
+from runner import EccRun, exec_row
 
 from ecc.run.fetch import MAX_DOWNLOAD_BYTES
 
@@ -113,11 +113,7 @@ def test_url_package_lists_its_options(server: str, package_bytes: bytes,
 def test_runs_by_url(server: str, kernel: None) -> None:
     run = EccRun("--json", "--duration", "6", f"http://{server}/bootstrap/package.json")
     run.wait_ready()
-    pid = run_child(["/bin/true"])
-    assert run.wait_for(lambda: any(r["pid"] == pid and not r["exit_event"]
-                                    for r in run.json_rows()))
-    assert run.stop() == 0
-    row = next(r for r in run.json_rows() if r["pid"] == pid and not r["exit_event"])
+    row = exec_row(run)
     assert row["comm"] == "true" and row["filename"] == "/bin/true"
 
 
