@@ -72,31 +72,25 @@ def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
 
         tar = read_tar(origin, data)
         data, archive, base = tar.package_bytes, tar.btfs, "package.json"
-    document = _parse_document(origin, data, yaml_first)
     skel_suffix = next((s for s in (".skel.json", ".skel.yaml", ".skel.yml")
                         if base.endswith(s)), None)
-    if skel_suffix is not None:
-        if not isinstance(document, dict) or "bpf_skel" not in document:
-            raise PackageError(f"{origin}: a .skel file must hold the meta object (bpf_skel)")
-        object_path = path[: -len(skel_suffix)] + ".bpf.o"
-        try:
-            with open(object_path, "rb") as fh:
-                object_bytes = fh.read(limit + 1)
-        except OSError as exc:
-            raise PackageError(
-                f"{origin}: its object {object_path} cannot be read ({exc.strerror}); "
-                f"keep the .bpf.o beside the .skel file") from exc
-        if len(object_bytes) > limit:
-            raise PackageError(f"{object_path}: over the {limit}-byte limit")
-        meta = document
-    else:
-        try:
-            package = parse_package(document, limit=limit)
-        except PackageError as exc:
-            raise PackageError(f"{origin}: {exc}") from exc
-        object_bytes, meta = package.object_bytes, package.meta
-    loaded = check_package(origin, object_bytes, meta)
-    return dataclasses.replace(loaded, btf_archive=archive) if archive is not None else loaded
+    if skel_suffix is None:
+        loaded = read_package_data(origin, data, yaml_first=yaml_first, limit=limit)
+        return dataclasses.replace(loaded, btf_archive=archive) if archive is not None else loaded
+    document = _parse_document(origin, data, yaml_first)
+    if not isinstance(document, dict) or "bpf_skel" not in document:
+        raise PackageError(f"{origin}: a .skel file must hold the meta object (bpf_skel)")
+    object_path = path[: -len(skel_suffix)] + ".bpf.o"
+    try:
+        with open(object_path, "rb") as fh:
+            object_bytes = fh.read(limit + 1)
+    except OSError as exc:
+        raise PackageError(
+            f"{origin}: its object {object_path} cannot be read ({exc.strerror}); "
+            f"keep the .bpf.o beside the .skel file") from exc
+    if len(object_bytes) > limit:
+        raise PackageError(f"{object_path}: over the {limit}-byte limit")
+    return check_package(origin, object_bytes, document)
 
 
 def read_package_data(origin: str, data: bytes, *, yaml_first: bool = False,
