@@ -83,10 +83,26 @@ def test_doctor_without_clang_on_path(tmp_path: Path, cache_env: Path) -> None:
     assert lines[0] == f"  FAIL  clang: not found on PATH; fix: {CLANG_FIX}"
     assert lines[1] == "  skip  BPF target: not checked: no usable clang"
     assert lines[2] == "  skip  CO-RE builtins: not checked: no usable clang"
+    # Builds strip in-process: llvm-strip is only needed for --llvm-strip-bin.
+    assert statuses(result.stdout)["llvm-strip"] == ("ok" if shutil.which("llvm-strip-19")
+                                                     else "warn")
     failed = [name for name, status in statuses(result.stdout).items() if status == "FAIL"]
     assert result.stderr == (
         f"ecc: error: {len(failed)} of 10 checks failed ({', '.join(failed)}); each FAIL line "
         f"above says the fix\n")
+
+
+def test_doctor_without_llvm_strip_only_warns(tmp_path: Path, cache_env: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    clang = shutil.which("clang-19")
+    if clang is None:
+        pytest.skip("clang-19 not installed")
+    (bin_dir / "clang-19").symlink_to(clang)
+    result = ecc("doctor", env={**os.environ, "PATH": str(bin_dir)})
+    line = next(x for x in result.stdout.splitlines() if " llvm-strip: " in x)
+    assert line == ("  warn  llvm-strip: not found on PATH; builds strip in-process, only "
+                    "--llvm-strip-bin needs it; fix: apt-get install llvm-19 (Debian)")
 
 
 def test_doctor_names_a_clang_without_bpf_target(fake_clang: Path, cache_env: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import shutil
 import tempfile
@@ -13,10 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import __version__
+from .. import __version__, log
 from ..errors import BtfError, CompileError, EccError, ElfError
-
-log = logging.getLogger("ecc")
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,8 @@ def _build(opts: BuildOptions) -> BuildResult:
 
         check_options(opts.btfgen, opts.btfhub_archive)  # before compiling: no wasted build
     clang = tools.find_tool("clang", opts.clang)
-    llvm_strip = tools.find_tool("llvm-strip", opts.llvm_strip)
+    # Stripping is in-process (strip.py) unless the user names an llvm-strip.
+    llvm_strip = tools.find_tool("llvm-strip", opts.llvm_strip) if opts.llvm_strip else None
     arch = opts.arch or cc.host_arch()
     if arch not in cc.TARGET_ARCHES:
         raise EccError(f"--arch {arch}: unknown; use one of {', '.join(cc.TARGET_ARCHES)}")
@@ -163,9 +161,9 @@ def _build(opts: BuildOptions) -> BuildResult:
 
         warnings += apply_doc_comments(meta, docs or (), source, source_text)
         timer.lap("doc")
-    from .provenance import record
+    from . import provenance
 
-    inputs = record(meta, [compiled], arch=arch, clang=clang, sources=[source],
+    inputs = provenance.record(meta, [compiled], arch=arch, clang=clang, sources=[source],
                     headers=[header] if header and not opts.header_only else [])
     timer.lap("provenance")
 
@@ -212,6 +210,7 @@ class Compiled:
     depends: list[str]              # every file clang read (its -MD list), ecc's own left out
     flags: list[str]                # the compile flags, for provenance
     path_map: Any                   # repro.PathMap
+    hashing: list[Any] = field(default_factory=list)  # provenance.Hashing: inputs' digests
 
 
 @contextlib.contextmanager
@@ -228,10 +227,10 @@ def _workspace(opts: BuildOptions) -> Iterator[str]:
         yield workspace
 
 
-def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: str,
+def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: str | None,
                    workspace: str, timer: _Timer,
                    while_compiling: Callable[[], None] | None = None) -> Compiled:
-    """clang (with the PCH when it applies) and llvm-strip: source -> object bytes."""
+    """clang (with the PCH when it applies), then strip -g: source -> object bytes."""
     from ..meta import names
     from . import compile as cc
     from . import pch, vmlinux
@@ -280,7 +279,8 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     req = cc.CompileRequest(
         wrapper=wrapper, output=raw_obj, source_dir=alias, arch=arch,
         include_dirs=tuple(include_dirs), cflags=tuple(opts.cflags),
-        extra_flags=(*path_map.debug_flags(opts.cflags), *depfile_flags(depfile)),
+        extra_flags=(*path_map.debug_flags(), *depfile_flags(depfile)),
+        cwd=path_map.line_root(),
     )
     entry = None
     if opts.cache and wants_vmlinux:
@@ -300,6 +300,11 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
 
     running = cc.start_compile(clang, req, display_name=display)
     try:
+        from .provenance import Hashing
+
+        # The big inputs known before clang runs are hashed while it runs (provenance).
+        prehashed = Hashing([os.path.abspath(source), *(
+            [os.path.join(vmlinux_dir, "vmlinux.h")] if vmlinux_dir else [])])
         if while_compiling is not None:
             while_compiling()
     except BaseException:
@@ -322,9 +327,7 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
             req = dataclasses.replace(req, pch=None)
         diagnostics = finish(cc.start_compile(clang, req, display_name=display), req)
     timer.lap("clang")
-    cc.strip_debug(llvm_strip, raw_obj, final_obj)
-    with open(final_obj, "rb") as fh:
-        obj_bytes = fh.read()
+    obj_bytes = cc.strip_debug(llvm_strip, raw_obj, final_obj)
     try:
         with open(depfile, encoding="utf-8", errors="surrogateescape") as dep:
             depends = parse_depfile(unalias(dep.read(), alias, source_dir))
@@ -333,9 +336,10 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     pch_dir = os.path.join(cache, "pch", "")
     depends = [d for d in (os.path.abspath(p) for p in depends)
                if d != wrapper and not d.startswith(pch_dir)]
+    hashing = [prehashed, Hashing(prehashed.missing(depends))]
     timer.lap("strip")
     return Compiled(obj_bytes, diagnostics, depends,
-                    cc.compile_flags(req, cc.system_include_dirs(clang)), path_map)
+                    cc.compile_flags(req, cc.system_include_dirs(clang)), path_map, hashing)
 
 
 def _existing(path: str, option: str) -> str:
@@ -371,6 +375,7 @@ def _import_readers() -> None:
     from .. import elf, package  # noqa: F401
     from ..btf import parse  # noqa: F401
     from ..meta import annotate, skel  # noqa: F401
+    from . import provenance, strip  # noqa: F401
 
     elf.preload()
 

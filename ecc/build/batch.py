@@ -62,5 +62,14 @@ def build_many(sources: Sequence[str], template: BuildOptions, jobs: int,
         on_done(outcome)
         return outcome
 
+    # Biggest first (source size stands for compile time), so that no long build
+    # starts last and keeps one worker busy while the others have nothing to do.
+    def size(source: str) -> int:
+        try:
+            return os.path.getsize(source)
+        except OSError:
+            return 0
+
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        return list(pool.map(one, sources))
+        futures = {s: pool.submit(one, s) for s in sorted(sources, key=size, reverse=True)}
+        return [futures[s].result() for s in sources]

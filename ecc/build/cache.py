@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -12,6 +11,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def key_digest(text: str, length: int) -> str:
+    """A hex digest naming a cache entry (or a folder) after what it was made from.
+
+    BLAKE2 is built into CPython; hashlib would load OpenSSL first, a few ms
+    of every build before clang can start.
+    """
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # another Python implementation
+        from hashlib import blake2b
+    return blake2b(text.encode(errors="surrogateescape"), digest_size=32).hexdigest()[:length]
 
 
 def cache_dir() -> Path:
@@ -54,8 +66,8 @@ def per_binary(binary: str, name: str, compute: Callable[[], T],
     only costs time.
     """
     os.stat(binary)  # a binary that is gone is the caller's error, not a cache miss
-    key = hashlib.sha256(file_identity(binary).encode())
-    cache_file = cache_dir() / "tools" / f"{name}-{key.hexdigest()[:20]}.json"
+    key = key_digest(file_identity(binary), 20)
+    cache_file = cache_dir() / "tools" / f"{name}-{key}.json"
     try:
         cached = json.loads(cache_file.read_text())
         if valid(cached):

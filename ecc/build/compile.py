@@ -8,6 +8,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .. import log
+
 # The arch tables live in ecc/arch.py, shared with ecc run; re-exported for callers here.
 from ..arch import HOST_ARCHES as HOST_ARCHES
 from ..arch import TARGET_ARCHES as TARGET_ARCHES
@@ -71,6 +73,7 @@ class CompileRequest:
     # Flags that name things but do not change the program (debug path maps, the
     # depfile: see repro.py, report.py), so they stay out of the PCH key.
     extra_flags: tuple[str, ...] = ()
+    cwd: str | None = None          # where clang runs: see repro.PathMap.line_root
 
 
 def compile_flags(req: CompileRequest, sysinc: Sequence[str], *,
@@ -100,7 +103,7 @@ def clang_argv(clang: str, req: CompileRequest, sysinc: Sequence[str]) -> list[s
 
 def start_compile(clang: str, req: CompileRequest, *, display_name: str) -> tools.Running:
     argv = clang_argv(clang, req, system_include_dirs(clang))
-    return tools.start(argv, what=f"compiling {display_name}", check=False)
+    return tools.start(argv, what=f"compiling {display_name}", cwd=req.cwd, check=False)
 
 
 def finish_compile(running: tools.Running, req: CompileRequest, *, display_name: str) -> str:
@@ -123,5 +126,24 @@ def clean_diagnostics(text: str, wrapper: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith(marker)).strip()
 
 
-def strip_debug(llvm_strip: str, src: str, dst: str) -> None:
+def strip_debug(llvm_strip: str | None, src: str, dst: str) -> bytes:
+    """``llvm-strip -g src -o dst``, in-process (strip.py) unless a tool is named
+    (``--llvm-strip-bin``) or the object is one strip.py leaves to llvm-strip."""
+    if llvm_strip is None:
+        from .strip import StripUnsupported
+        from .strip import strip_debug as strip_in_process
+
+        with open(src, "rb") as fh:
+            raw = fh.read()
+        try:
+            data = strip_in_process(raw)
+        except StripUnsupported as exc:
+            log.info("llvm-strip instead of the in-process strip: %s", exc)
+            llvm_strip = tools.find_tool("llvm-strip")
+        else:
+            with open(dst, "wb") as out:
+                out.write(data)
+            return data
     tools.run([llvm_strip, "-g", src, "-o", dst], what="stripping DWARF (llvm-strip -g)")
+    with open(dst, "rb") as fh:
+        return fh.read()

@@ -106,7 +106,7 @@ def _build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
             raise EccError(f"output folder {out_dir} is not a directory")
         os.makedirs(out_dir, exist_ok=True)
     clang = tools.find_tool("clang", opts.clang)
-    llvm_strip = tools.find_tool("llvm-strip", opts.llvm_strip)
+    llvm_strip = tools.find_tool("llvm-strip", opts.llvm_strip) if opts.llvm_strip else None
     bpftool = tools.find_tool("bpftool", opts.bpftool)
     arch = opts.arch or host_arch()
     if arch not in TARGET_ARCHES:

@@ -21,20 +21,17 @@ fatal. ``--no-cache`` compiles without it.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import log
 from ..errors import CompileError
 from . import tools
-from .cache import cache_dir, file_identity, locked
-
-log = logging.getLogger("ecc")
+from .cache import cache_dir, file_identity, key_digest, locked
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _INCLUDE = re.compile(r'#\s*include\s*(["<])([^">]+)[">]\s*$')
@@ -104,7 +101,7 @@ def entry_for(clang: str, flags: Sequence[str], includes: Sequence[str],
     """The cache entry for these inputs: clang, every flag, the prefix, and vmlinux.h."""
     key = json.dumps([file_identity(clang), list(flags), list(includes),
                       file_identity(vmlinux_header)])
-    folder = cache_dir() / "pch" / hashlib.sha256(key.encode()).hexdigest()[:24]
+    folder = cache_dir() / "pch" / key_digest(key, 24)
     return PchEntry(folder, folder / "prefix.h", folder / "prefix.h.pch", tuple(flags),
                     tuple(includes))
 

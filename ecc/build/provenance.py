@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,18 +48,55 @@ def digest(path: str) -> str:
     return h.hexdigest()
 
 
-def hash_inputs(paths: Iterable[str]) -> list[InputFile]:
-    """Each readable file once, in the order given (unreadable ones are left out)."""
+def hash_inputs(paths: Iterable[str], known: Mapping[str, str | None] | None = None,
+                ) -> list[InputFile]:
+    """Each readable file once, in the order given (unreadable ones are left out).
+
+    ``known``: digests already made (:class:`Hashing`), None for an unreadable file.
+    """
     out: dict[str, InputFile] = {}
     for path in paths:
         path = os.path.abspath(path)
         if path in out:
             continue
-        try:
-            out[path] = InputFile(path, digest(path))
-        except OSError:
-            continue  # a header clang listed and that is gone now: nothing to record
+        sha = known[path] if known is not None and path in known else _digest_or_none(path)
+        if sha is not None:  # else a header clang listed and that is gone now
+            out[path] = InputFile(path, sha)
     return list(out.values())
+
+
+def _digest_or_none(path: str) -> str | None:
+    try:
+        return digest(path)
+    except OSError:
+        return None
+
+
+class Hashing:
+    """Digests of files, made on a thread as soon as clang has named them.
+
+    File reads and hashlib release the GIL, so this overlaps with reading the
+    object and making its meta instead of adding to the build's time.
+    """
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self._paths = list(dict.fromkeys(os.path.abspath(p) for p in paths))
+        self._digests: dict[str, str | None] = {}
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for path in self._paths:
+            self._digests[path] = _digest_or_none(path)
+
+    def missing(self, paths: Iterable[str]) -> list[str]:
+        """Those of ``paths`` this one does not hash."""
+        mine = set(self._paths)
+        return [p for p in (os.path.abspath(p) for p in paths) if p not in mine]
+
+    def digests(self) -> dict[str, str | None]:
+        self._thread.join()
+        return self._digests
 
 
 _VERSION_LINE = re.compile(r"\bv?\d+\.\d+")
@@ -108,10 +146,14 @@ def record(meta: dict[str, Any], compiled: Sequence[Compiled], *, arch: str, cla
            linker: str | None = None) -> list[InputFile]:
     """Put ``meta["provenance"]`` (last, so meta's other keys keep their order) and
     return every input, sources first, for the report and the depfile."""
-    source_files = hash_inputs(sources)
+    hashed: dict[str, str | None] = {}
+    for one in compiled:
+        for hashing in one.hashing:
+            hashed.update(hashing.digests())
+    source_files = hash_inputs(sources, hashed)
     known = {f.path for f in source_files}
     header_paths = [p for c in compiled for p in c.depends] + [os.path.abspath(h) for h in headers]
-    header_files = [f for f in hash_inputs(header_paths) if f.path not in known]
+    header_files = [f for f in hash_inputs(header_paths, hashed) if f.path not in known]
     meta[KEY] = make_provenance(arch=arch, clang=clang, flags=compiled[0].flags,
                                 sources=source_files, headers=header_files,
                                 path_map=compiled[0].path_map, linker=linker)

@@ -7,10 +7,11 @@ What would otherwise leak the build's whereabouts into the outputs:
   cache holding the generated ``vmlinux.h``, the one of ``--vmlinux``) is
   mapped to a fixed name with ``-ffile-prefix-map`` (line info, and
   ``__FILE__`` in the program's strings), and the compilation
-  directory is ``.``. The map hides paths, but clang then could not find the
-  files to copy each source line into line info (what the verifier prints);
-  ``-gembed-source`` hands it the text instead, and the DWARF holding that
-  text is stripped anyway.
+  directory is ``.``. clang copies each source line into line info (what
+  the verifier prints) by opening the file under its mapped name, so it runs
+  in the folder ``.`` stands for (:meth:`PathMap.line_root`). (Not
+  ``-gembed-source``: that puts every header, 3 MB of vmlinux.h, into the
+  DWARF, and costs a tenth of a warm build.)
 - clang's version in ``.comment``: ``-fno-ident`` (provenance records it).
 - clang 19's BTF type order depends on heap addresses: compiles run under
   ``setarch -R`` (tools.no_aslr_prefix). It then still depends on the
@@ -30,21 +31,21 @@ What would otherwise leak the build's whereabouts into the outputs:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EccError
+from .cache import key_digest
 
 # Recorded in provenance: the flags that make a build reproducible. The path maps
 # themselves hold the build's own folders, so only their fixed names are recorded.
-RECORDED_FLAGS = ("-fdebug-compilation-dir=.", "-gembed-source", "-fno-ident")
+RECORDED_FLAGS = ("-fdebug-compilation-dir=.", "-fno-ident")
 SOURCE_NAME = "."
 WORKSPACE_NAME = "<workspace>"
 CACHE_NAME = "<cache>"
@@ -103,7 +104,7 @@ class PathMap:
                 return prefix + self.portable(rest)
         return flag
 
-    def debug_flags(self, cflags: Sequence[str] = ()) -> list[str]:
+    def debug_flags(self) -> list[str]:
         """clang flags that keep these folders out of the object.
 
         clang tries the last ``-ffile-prefix-map`` first, so the most specific
@@ -112,12 +113,18 @@ class PathMap:
         flags = [f"-ffile-prefix-map={os.path.join(folder, '')}={name}/"
                  for folder, name in self.pairs if folder not in self.unseen]
         flags.append("-fdebug-compilation-dir=.")
-        # -gembed-source needs DWARF 5 (clang's default); a user asking for an
-        # older DWARF keeps it, and loses only the source text of line info.
-        if not any(f in ("-gdwarf-2", "-gdwarf-3", "-gdwarf-4") for f in cflags):
-            flags.append("-gembed-source")
         flags.append("-fno-ident")
         return flags
+
+    def line_root(self) -> str:
+        """The folder clang runs in: the one named ``.``, as clang sees it.
+
+        Line info names the program's files ``./x.bpf.c``; clang opens them by
+        that name to copy their lines into .BTF, so ``.`` must be that folder.
+        A mirror (fixed length, see :func:`mirror_folder`) is preferred.
+        """
+        seen = [f for f, name in self.pairs if name == SOURCE_NAME and f not in self.unseen]
+        return seen[-1] if seen else next(f for f, name in self.pairs if name == SOURCE_NAME)
 
 
 # What a program's folder may hold that clang reads: mirrored (see mirror_folder).
@@ -162,7 +169,7 @@ def mirror_folder(source_dir: str, workspace: str) -> str | None:
         total += len(head)
         if total > _MAX_MIRROR_BYTES or _PARENT_INCLUDE.search(head):
             return None
-    tag = hashlib.sha256(os.path.abspath(source_dir).encode()).hexdigest()[:8]
+    tag = key_digest(os.path.abspath(source_dir), 8)
     mirror = os.path.join(workspace, f"src-{tag}")
     try:
         # Made anew by each compile: a kept workspace (-w) must not serve stale copies.

@@ -79,7 +79,6 @@ def build_targets(template: BuildOptions, targets: Sequence[Target], *,
                   link: LinkSpec | None = None) -> list[BuildResult]:
     """One build (or link) per target; with several, each into ``<output>/<arch>/``."""
     from . import build
-    from .link import build_linked
 
     several = len(targets) > 1
     first = link.sources[0] if link is not None else template.source
@@ -90,7 +89,12 @@ def build_targets(template: BuildOptions, targets: Sequence[Target], *,
                                    btf=target.btf)
         if several:
             opts = dataclasses.replace(opts, output_dir=os.path.join(root, target.arch or ""))
-        results.append(build_linked(opts, link) if link is not None else build(opts))
+        if link is not None:
+            from .link import build_linked
+
+            results.append(build_linked(opts, link))
+        else:
+            results.append(build(opts))
     return results
 
 
@@ -142,19 +146,23 @@ def execute(plan: Plan) -> list[BuildResult]:
     """Build every target; the report is written also when a build fails."""
     import time
 
-    from .report import report_document, result_record, write_depfile, write_report
-
     started = time.perf_counter()
     try:
         results = build_targets(plan.template, plan.targets, link=plan.link)
     except EccError as exc:
         if plan.report:
+            from .report import report_document, write_report
+
             write_report(plan.report, report_document([], started=started, error=exc))
         raise
     if plan.report:
+        from .report import report_document, result_record, write_report
+
         write_report(plan.report, report_document([result_record(r) for r in results],
                                                   started=started))
     if plan.depfile:
+        from .report import write_depfile
+
         write_depfile(plan.depfile, results)
     return results
 

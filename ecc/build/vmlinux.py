@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from ..errors import EccError
 from . import tools
-from .cache import cache_dir, locked
+from .cache import cache_dir, key_digest, locked
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 _INCLUDES_VMLINUX = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]vmlinux\.h[">]', re.M)
@@ -64,7 +63,7 @@ def header_dir_for(explicit: str, workspace: str) -> str:
         raise EccError(f"--vmlinux {explicit}: no such file")
     if os.path.basename(path) == "vmlinux.h":
         return os.path.dirname(path)
-    link_dir = cache_dir() / "vmlinux" / "links" / hashlib.sha256(path.encode()).hexdigest()[:24]
+    link_dir = cache_dir() / "vmlinux" / "links" / key_digest(path, 24)
     link = link_dir / "vmlinux.h"
     if not (link.is_symlink() and os.readlink(link) == path):
         link_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +92,8 @@ def generated_header_dir(btf_path: str = KERNEL_BTF, *, source_name: str,
             f"the kernel BTF {btf_path} cannot be read ({exc.strerror}); give one with "
             f"--vmlinux FILE (made by: bpftool btf dump file <vmlinux> format c)"
         ) from exc
+    import hashlib
+
     digest = hashlib.sha256(btf).hexdigest()[:24]
     folder = cache_dir() / "vmlinux" / digest
     header = folder / "vmlinux.h"

@@ -1,0 +1,18 @@
+"""ecc's ``-v`` log, without importing :mod:`logging` for builds that show nothing.
+
+``from .. import log; log.info(...)`` reads like a logger. Messages go to the
+``ecc`` logger once :mod:`logging` is imported: by the CLI for ``-v``, or by
+an application using ecc as a library. Until then there is no one to show
+them to, and importing logging (a few ms) would only slow a build down.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def info(message: str, *args: Any) -> None:
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("ecc").info(message, *args)
