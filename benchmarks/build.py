@@ -2,7 +2,8 @@
 """Build speed: `ecc build` against the bare toolchain on the same sources, side by side.
 
 Baseline ("bare"): what a hand-written Makefile does, `clang -g -O2 -target bpf`
-with the same include folders and vmlinux.h, then `llvm-strip -g`. Against it:
+with the same include folders and vmlinux.h, then `llvm-strip -g`. Against it
+(ecc does the same strip in-process, ecc/build/strip.py):
 
 - ecc warm:     the precompiled vmlinux.h prefix is in the cache (every build after the first)
 - ecc cold:     no precompiled header yet (the first build of that prefix); the
