@@ -14,22 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
+from . import __version__, log
 from .errors import EccError
 
 if TYPE_CHECKING:
     from .build import BuildOptions
-
-if TYPE_CHECKING:
-    import logging
-
-
-def _log() -> logging.Logger:
-    # logging costs a few ms to import; `ecc --help` should not pay for it.
-    import logging
-
-    return logging.getLogger("ecc")
-
 
 # Each command is made by its factory only when it is used: building all of
 # them (dozens of options) is most of what `ecc --help` would otherwise cost.
@@ -83,7 +72,7 @@ def _setup_logging(verbose: bool) -> None:
         return  # nothing to hide or show: ecc.log drops messages until logging is imported
     import logging
 
-    log = _log()
+    log = logging.getLogger("ecc")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("ecc: %(message)s"))
     log.handlers[:] = [handler]
@@ -212,9 +201,9 @@ def _cmd_build() -> click.Command:
             if verbose:
                 total = sum(result.timings.values())
                 parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
-                _log().info("built in %.0f ms (%s)", total * 1000, parts)
+                log.info("built in %.0f ms (%s)", total * 1000, parts)
                 for path in result.outputs:
-                    _log().info("wrote %s", path)
+                    log.info("wrote %s", path)
     return build
 
 
@@ -605,7 +594,7 @@ def entry() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
+    except OSError:  # a closed pipe
         code = code or 1
     os._exit(code or 0)
 

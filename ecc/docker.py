@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import logging
 import os
 import re
 import tarfile
@@ -33,10 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, log
 from .errors import EccError, ToolNotFoundError
-
-log = logging.getLogger("ecc")
 
 Client = Any  # docker.DockerClient: the SDK ships no type information
 

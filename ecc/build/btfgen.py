@@ -18,7 +18,6 @@ A file that cannot be used is skipped with a warning naming it.
 from __future__ import annotations
 
 import io
-import logging
 import lzma
 import os
 import posixpath
@@ -32,9 +31,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
+from .. import log
 from ..errors import EccError
-
-log = logging.getLogger("ecc")
 
 # Real kernel BTF is 3 to 10 MB; anything this large is not one, and reading it
 # (or inflating it from a small .tar.xz) would only fill memory or the disk.

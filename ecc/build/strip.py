@@ -147,7 +147,8 @@ def _strip(data: bytes) -> bytes:
                 raise ElfError(f"{sec.name} applies to section {sec.fields[7]}, "
                                f"which does not exist")
             sec.fields[7] = new_index[sec.fields[7]]
-        sec.fields[5] = len(sec.data) if sec.type != SHT_NOBITS else sec.fields[5]
+        if sec.type != SHT_NOBITS:  # a .bss keeps its size, and has no bytes
+            sec.fields[5] = len(sec.data)
 
     # Contents in their old file order, each at its alignment; section headers last.
     out = bytearray(64)

@@ -17,16 +17,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
-import logging
 import os
 import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .. import log
 from ..errors import EccError, PackageError
-
-log = logging.getLogger("ecc")
 
 ARCHIVE_PREFIX = "btfhub-archive"
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"

@@ -9,7 +9,6 @@ line and left out; the others keep running, unless ``strict``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import select
 import signal
@@ -22,8 +21,6 @@ from typing import Any, TextIO
 from ..errors import EccError, KernelLimitError, PackageError
 from . import libbpf
 from .source import LoadedPackage
-
-log = logging.getLogger("ecc")
 
 MAP_TYPE_PERF_EVENT_ARRAY = 4
 MAP_TYPE_RINGBUF = 27
