@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -128,22 +129,27 @@ def clean_diagnostics(text: str, wrapper: str) -> str:
 
 def strip_debug(llvm_strip: str | None, src: str, dst: str) -> bytes:
     """``llvm-strip -g src -o dst``, in-process (strip.py) unless a tool is named
-    (``--llvm-strip-bin``) or the object is one strip.py leaves to llvm-strip."""
-    if llvm_strip is None:
-        from .strip import StripUnsupported
-        from .strip import strip_debug as strip_in_process
+    (``--llvm-strip-bin``) or the object is one strip.py leaves to llvm-strip.
 
-        with open(src, "rb") as fh:
-            raw = fh.read()
+    Either way the BTF is then put in canonical order (btforder.py), which the
+    in-process rewrite does in the same pass."""
+    from .strip import StripUnsupported
+    from .strip import strip_debug as rewrite
+
+    with open(src, "rb") as fh:
+        data = fh.read()
+    if llvm_strip is None:
         try:
-            data = strip_in_process(raw)
+            data = rewrite(data, canonical_btf=True)
         except StripUnsupported as exc:
             log.info("llvm-strip instead of the in-process strip: %s", exc)
             llvm_strip = tools.find_tool("llvm-strip")
-        else:
-            with open(dst, "wb") as out:
-                out.write(data)
-            return data
-    tools.run([llvm_strip, "-g", src, "-o", dst], what="stripping DWARF (llvm-strip -g)")
-    with open(dst, "rb") as fh:
-        return fh.read()
+    if llvm_strip is not None:
+        tools.run([llvm_strip, "-g", src, "-o", dst], what="stripping DWARF (llvm-strip -g)")
+        with open(dst, "rb") as fh:
+            data = fh.read()
+        with contextlib.suppress(StripUnsupported):  # nothing left to strip: the BTF order
+            data = rewrite(data, canonical_btf=True)
+    with open(dst, "wb") as out:
+        out.write(data)
+    return data

@@ -47,14 +47,16 @@ class _Section:
         return self.fields[1]
 
 
-def strip_debug(data: bytes) -> bytes:
+def strip_debug(data: bytes, canonical_btf: bool = False) -> bytes:
+    """The object without DWARF; with ``canonical_btf``, its BTF also in canonical
+    order (btforder.py), so that its bytes do not depend on how clang numbered types."""
     try:
-        return _strip(data)
+        return _strip(data, canonical_btf)
     except (struct.error, IndexError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise ElfError(f"malformed ELF object ({exc})") from exc
 
 
-def _strip(data: bytes) -> bytes:
+def _strip(data: bytes, canonical_btf: bool) -> bytes:
     if data[:4] != b"\x7fELF":
         raise ElfError("not an ELF object")
     if data[4] != 2:
@@ -93,6 +95,10 @@ def _strip(data: bytes) -> bytes:
     for sec in kept:
         if sec.fields[6] in removed:
             raise StripUnsupported(f"{sec.name} links to a removed section")
+    if canonical_btf:
+        from .btforder import canonicalize_sections
+
+        canonicalize_sections(kept, order)  # type: ignore[arg-type]
 
     symtabs = [s for s in kept if s.type == SHT_SYMTAB]
     if len(symtabs) > 1:
