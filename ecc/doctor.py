@@ -261,16 +261,6 @@ def check_mount(fstype: str, where: str, name: str) -> Check:
                  f"mount -t {fstype} {fstype} {where}")
 
 
-def check_setarch() -> Check:
-    from .build import tools
-
-    if tools.no_aslr_prefix() is not None:
-        return Check("setarch -R", "ok", "address randomization can be turned off "
-                     "(reproducible builds with the precompiled vmlinux.h)")
-    return Check("setarch -R", "warn", "address randomization cannot be turned off here, so "
-                 "builds do without the precompiled vmlinux.h (slower, same output)")
-
-
 def toolchain_checks(clang: str | None = None,
                      llvm_strip: str | None = None) -> list[Check]:
     """What a build needs: clang, its BPF target and CO-RE, llvm-strip, libbpf headers."""
@@ -290,7 +280,6 @@ def all_checks(clang: str | None = None, llvm_strip: str | None = None,
     return [
         *toolchain_checks(clang, llvm_strip),
         check_bpftool(bpftool),
-        check_setarch(),
         check_kernel_btf(),
         check_mount("bpf", "/sys/fs/bpf", "bpffs"),
         check_mount("tracefs", "/sys/kernel/tracing", "tracefs"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ from conftest import EXAMPLES, requires_clang
 
 from ecc.btf import Btf, Kind, parse_btf, type_str
 from ecc.btf.types import Enum, Struct, Union
-from ecc.build import BuildOptions, BuildResult, build
+from ecc.build import BuildOptions, BuildResult, build, pch
 from ecc.build.pch import prefix_includes
 from ecc.elf import read_object
+from ecc.errors import EccError
 
 BOOTSTRAP = EXAMPLES / "bootstrap"
 
@@ -77,21 +79,65 @@ def _layouts(btf: Btf) -> set[Any]:
     return out
 
 
+def _used_pch(result: BuildResult) -> bool:
+    return any("-include-pch" in c["argv"] for c in result.commands)
+
+
+def _settle(cache: Path) -> list[Path]:
+    """Wait for the background makers; the PCH files there are then."""
+    for folder in (cache / "pch").glob("*"):
+        pch.wait(folder)
+    return list((cache / "pch").glob("*/prefix.h.pch"))
+
+
 @requires_clang
-def test_cached_and_uncached_objects_are_equivalent(tmp_path: Path, cache_env: Path) -> None:
-    cached = _build(tmp_path / "cached")
+def test_cached_and_uncached_objects_are_identical(tmp_path: Path, fresh_cache: Path) -> None:
+    """The first build goes without the PCH, the next with it, a third with --no-cache:
+    all three objects are the same bytes (BTF in canonical order, btf/canon.py)."""
+    cold = _build(tmp_path / "cold")
+    assert not _used_pch(cold)
+    assert _settle(fresh_cache), "no PCH was made"
+    warm = _build(tmp_path / "warm")
+    assert _used_pch(warm)
     plain = _build(tmp_path / "plain", cache=False)
-    assert any((cache_env / "pch").glob("*/prefix.h.pch")), "no PCH was made"
-    assert _programs(cached.object_bytes) == _programs(plain.object_bytes)
-    btf_a = parse_btf(read_object(cached.object_bytes).btf or b"")
+    assert not _used_pch(plain)
+    assert _programs(warm.object_bytes) == _programs(plain.object_bytes)  # the same code
+    btf_a = parse_btf(read_object(warm.object_bytes).btf or b"")
     btf_b = parse_btf(read_object(plain.object_bytes).btf or b"")
-    assert len(btf_a) == len(btf_b)
     assert _layouts(btf_a) == _layouts(btf_b)
-    # Same package but for the numbering of types.
-    meta_a, meta_b = cached.meta, plain.meta
-    for export in meta_a.get("export_types", []) + meta_b.get("export_types", []):
-        export.pop("type_id")
-    assert meta_a == meta_b
+    assert warm.object_bytes == plain.object_bytes == cold.object_bytes
+    assert warm.meta == plain.meta == cold.meta
+
+
+@requires_clang
+def test_first_build_does_not_wait_for_the_pch(tmp_path: Path, fresh_cache: Path) -> None:
+    first = _build(tmp_path / "a")
+    folders = list((fresh_cache / "pch").glob("*"))
+    assert len(folders) == 1
+    # Making a PCH takes half a second; the build returned as soon as clang was done.
+    assert not (folders[0] / "prefix.h.pch").exists()
+    assert _settle(fresh_cache) == [folders[0] / "prefix.h.pch"]
+    assert not list(folders[0].glob("*.tmp"))
+    assert _build(tmp_path / "b").object_bytes == first.object_bytes
+
+
+def test_killed_maker_leftovers_go_and_failure_waits_an_hour(tmp_path: Path) -> None:
+    folder = tmp_path / "entry"
+    folder.mkdir()
+    entry = pch.PchEntry(folder, folder / "prefix.h", folder / "prefix.h.pch", ("-x",),
+                         ('#include "vmlinux.h"',))
+    (folder / "prefix.h.pch.123.tmp").write_bytes(b"half a PCH")
+    with pytest.raises(EccError):
+        pch.make(str(tmp_path / "no-such-clang"), entry)
+    assert not list(folder.glob("*.tmp"))
+    assert "no-such-clang" in (folder / pch.FAILED).read_text()
+    pch.start_making(str(tmp_path / "no-such-clang"), entry)  # no new attempt
+    assert not (folder / "lock").exists()
+    old = time.time() - pch.RETRY_SECONDS - 1
+    os.utime(folder / pch.FAILED, (old, old))
+    pch.start_making(str(tmp_path / "no-such-clang"), entry)
+    pch.wait(folder)
+    assert (folder / "lock").exists() and (folder / pch.FAILED).stat().st_mtime > old
 
 
 @pytest.fixture()
@@ -109,25 +155,29 @@ def fresh_cache(tmp_path: Path) -> Any:
 
 @requires_clang
 def test_corrupt_entry_is_rebuilt(tmp_path: Path, fresh_cache: Path) -> None:
-    cache_env = fresh_cache
     first = _build(tmp_path / "a")
-    entries = list((cache_env / "pch").glob("*/prefix.h.pch"))
+    entries = _settle(fresh_cache)
     assert entries
     for entry in entries:
         entry.write_bytes(b"this is not a precompiled header")
     again = _build(tmp_path / "b")
+    assert _used_pch(again)  # tried, refused by clang, compiled again without it
     assert again.object_bytes == first.object_bytes
-    assert all(e.stat().st_size > 1_000_000 for e in entries)
+    assert all(e.stat().st_size > 1_000_000 for e in _settle(fresh_cache))
+    third = _build(tmp_path / "c")
+    assert _used_pch(third) and third.object_bytes == first.object_bytes
 
 
 @requires_clang
 def test_truncated_entry_is_rebuilt(tmp_path: Path, fresh_cache: Path) -> None:
-    cache_env = fresh_cache
     first = _build(tmp_path / "a")
-    for entry in (cache_env / "pch").glob("*/prefix.h.pch"):
+    for entry in _settle(fresh_cache):
         with open(entry, "r+b") as fh:
             fh.truncate(entry.stat().st_size // 2)
     assert _build(tmp_path / "b").object_bytes == first.object_bytes
+    assert all(e.stat().st_size > 1_000_000 for e in _settle(fresh_cache))
+    third = _build(tmp_path / "c")
+    assert _used_pch(third) and third.object_bytes == first.object_bytes
 
 
 @requires_clang
@@ -141,12 +191,16 @@ def test_two_builds_make_one_entry_at_once(tmp_path: Path, fresh_cache: Path) ->
     for t in threads:
         t.join()
     assert len(results) == 2 and results[0] == results[1]
-    assert len(list((cache / "pch").glob("*/prefix.h.pch"))) == 1
+    assert len(_settle(cache)) == 1
     assert not list((cache / "pch").glob("*/*.tmp"))
 
 
 @requires_clang
 def test_pch_builds_are_reproducible(tmp_path: Path, fresh_cache: Path) -> None:
-    """clang 19 orders BTF types by heap address when it reads a PCH; ecc pins that down."""
-    objects = {_build(tmp_path / f"o{i}").object_bytes for i in range(8)}
-    assert len(objects) == 1
+    """clang 19 orders BTF types by heap address when it reads a PCH (address
+    randomization is on); the canonical order takes that out."""
+    _build(tmp_path / "first")
+    _settle(fresh_cache)
+    results = [_build(tmp_path / f"o{i}") for i in range(6)]
+    assert all(_used_pch(r) for r in results)
+    assert len({r.object_bytes for r in results}) == 1

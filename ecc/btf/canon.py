@@ -38,6 +38,8 @@ _KIND_DECL_TAG = raw.KIND_DECL_TAG
 # CO-RE relocation kinds whose instruction holds a local type id (libbpf's
 # BPF_CORE_TYPE_ID_LOCAL and BPF_CORE_TYPE_ID_TARGET).
 TYPE_ID_RELO_KINDS = frozenset({6, 7})
+# How deep the shape of a type nothing refers to is compared, to order such types.
+_SHAPE_DEPTH = 6
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def _canonicalize(btf: bytes, ext: bytes | None) -> Canonical:
                 raise BtfError(f"BTF type refers to type {words[pos]}; there are {count}")
 
     ext_info = _ExtInfo.read(ext, order) if ext is not None else None
-    new_order = _walk(words, starts, type_slots, strings, ext_info, count)
+    new_order = _walk(words, starts, type_slots, str_slots, strings, ext_info, count)
 
     type_map = [0] * (count + 1)
     for new_id, old_id in enumerate(new_order, 1):
@@ -187,36 +189,25 @@ def _index(words: array[int]) -> tuple[list[int], list[list[int]], list[list[int
     return starts, type_slots, str_slots
 
 
-def _walk(words: array[int], starts: list[int], type_slots: list[list[int]], strings: bytes,
-          ext_info: _ExtInfo | None, count: int) -> list[int]:
+def _walk(words: array[int], starts: list[int], type_slots: list[list[int]],
+          str_slots: list[list[int]], strings: bytes, ext_info: _ExtInfo | None,
+          count: int) -> list[int]:
     def kind(i: int) -> int:
         return (words[starts[i] + 1] >> 24) & 0x1F
 
-    def name(i: int) -> bytes:
-        off = words[starts[i]]
-        return strings[off:strings.index(b"\0", off)] if off < len(strings) else b""
+    def text(offset: int) -> bytes:
+        end = strings.find(b"\0", offset)
+        return strings[offset:end] if offset < len(strings) and end >= 0 else b""
 
-    referenced = bytearray(count + 1)
-    for slots in type_slots:
-        for pos in slots:
-            referenced[words[pos]] = 1
-    tags = [i for i in range(1, count + 1) if kind(i) == _KIND_DECL_TAG]
-    roots = sorted((i for i in range(1, count + 1) if kind(i) == _KIND_DATASEC), key=name)
-    if ext_info is not None:
-        roots += ext_info.type_ids
-    roots += sorted((i for i in range(1, count + 1)
-                     if not referenced[i] and kind(i) != _KIND_DECL_TAG),
-                    key=lambda i: (kind(i), name(i), i))
-    roots += range(1, count + 1)
+    def name(i: int) -> bytes:
+        return text(words[starts[i]])
 
     seen = bytearray(count + 1)
     seen[0] = 1
-    for tag in tags:
-        seen[tag] = 1  # placed last, below
+    rank: dict[int, int] = {0: 0}
     new_order: list[int] = []
-    for root in roots:
-        if seen[root]:
-            continue
+
+    def visit(root: int) -> None:
         stack = [root]
         while stack:
             i = stack.pop()
@@ -224,18 +215,64 @@ def _walk(words: array[int], starts: list[int], type_slots: list[list[int]], str
                 continue
             seen[i] = 1
             new_order.append(i)
+            rank[i] = len(new_order)
             stack.extend(words[pos] for pos in reversed(type_slots[i]))
-    rank = {old: new for new, old in enumerate(new_order, 1)}
+
+    tags = [i for i in range(1, count + 1) if kind(i) == _KIND_DECL_TAG]
+    for tag in tags:
+        seen[tag] = 1  # placed last, below
+    for root in sorted((i for i in range(1, count + 1) if kind(i) == _KIND_DATASEC), key=name):
+        visit(root)
+    for root in ext_info.type_ids if ext_info is not None else ():
+        visit(root)
+
+    # What is left: types nothing refers to (clang emits some, such as arrays
+    # of a local's type), then cycles nothing points into. Their numbering says
+    # nothing, so they go in the order of what they are.
+    shapes: dict[tuple[int, int], bytes] = {}
+
+    def shape(i: int, depth: int) -> bytes:
+        """A digest of what type i is, down to ``depth`` references deep."""
+        if i in rank:
+            return b"#%d" % rank[i]
+        if depth == 0:
+            return b"?"
+        known = shapes.get((i, depth))
+        if known is None:
+            refs, names = set(type_slots[i]), set(str_slots[i])
+            parts = [shape(words[p], depth - 1) if p in refs else
+                     b"'" + text(words[p]) if p in names else b"%d" % words[p]
+                     for p in range(starts[i], starts[i + 1])]
+            known = shapes[i, depth] = _digest(b",".join(parts))
+        return known
+
+    referenced = bytearray(count + 1)
+    for slots in type_slots:
+        for pos in slots:
+            referenced[words[pos]] = 1
+    for only_unreferenced in (True, False):
+        left = [i for i in range(1, count + 1)
+                if not seen[i] and not (only_unreferenced and referenced[i])]
+        keyed = sorted((kind(i), name(i), shape(i, _SHAPE_DEPTH), i) for i in left)
+        for *_key, root in keyed:
+            visit(root)
 
     def tag_key(i: int) -> tuple[int, int, bytes]:
         lo = starts[i]
         component = words[lo + 3]
-        target = words[lo + 2]
-        return (rank.get(target, 0), component - (1 << 32) if component >> 31 else component,
-                name(i))
+        return (rank.get(words[lo + 2], 0),
+                component - (1 << 32) if component >> 31 else component, name(i))
 
     new_order += sorted(tags, key=tag_key)
     return new_order
+
+
+def _digest(data: bytes) -> bytes:
+    try:
+        from _blake2 import blake2b  # CPython's own: no OpenSSL to load
+    except ImportError:  # another Python implementation
+        from hashlib import blake2b
+    return blake2b(data, digest_size=16).digest()
 
 
 class _Strings:

@@ -285,8 +285,8 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     entry = None
     if opts.cache and wants_vmlinux:
         entry = _pch_entry(clang, req, source_text, source_dir, opts.cflags, include_dirs)
-        made = pch.ensure(clang, entry) if entry is not None else None
-        req = dataclasses.replace(req, pch=str(made) if made else None)
+        if entry is not None and entry.ready():
+            req = dataclasses.replace(req, pch=str(entry.pch))
         timer.lap("pch")
     display = os.path.basename(source)
 
@@ -315,17 +315,17 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     except CompileError as exc:
         if not (req.pch and entry):
             raise
+        # Whatever went wrong, the program's own diagnostics are those of a compile
+        # without the cache: the PCH must never change the outcome.
         if pch.is_pch_failure(exc.details or ""):
-            # A stale or corrupt cache entry: make it again, and compile once more.
-            log.info("precompiled header unusable; rebuilding it")
+            log.info("precompiled header unusable; making it again")
             pch.invalidate(entry)
-            made = pch.ensure(clang, entry)
-            req = dataclasses.replace(req, pch=str(made) if made else None)
-        else:
-            # Whatever went wrong, the program's own diagnostics are those of a
-            # compile without the cache: the PCH must never change the outcome.
-            req = dataclasses.replace(req, pch=None)
+        req = dataclasses.replace(req, pch=None)
         diagnostics = finish(cc.start_compile(clang, req, display_name=display), req)
+    if entry is not None and req.pch is None:
+        # Made after clang is done, so that it does not slow this build down: the
+        # next build gets it, and this one's object is the same as with it.
+        pch.start_making(clang, entry)
     timer.lap("clang")
     obj_bytes = cc.strip_debug(llvm_strip, raw_obj, final_obj)
     try:

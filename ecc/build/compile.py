@@ -95,9 +95,6 @@ def clang_argv(clang: str, req: CompileRequest, sysinc: Sequence[str]) -> list[s
     argv = [clang, *compile_flags(req, sysinc), *req.extra_flags]
     if req.pch:
         argv += ["-include-pch", req.pch]
-    # See tools.no_aslr_prefix: stable output needs fixed addresses, with a PCH and
-    # (measured: two BTF orders over runs of the same compile) without one.
-    argv = [*(tools.no_aslr_prefix() or []), *argv]
     argv += ["-c", req.wrapper, "-o", req.output]
     return argv
 

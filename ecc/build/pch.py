@@ -8,33 +8,40 @@ such a source passes ``-include-pch``. The source's own includes of those
 headers are then no-ops (they have include guards), so the program means the
 same, and its code is the same instruction for instruction.
 
-Every eligible build uses the PCH, the first one included (it makes the
-entry, under a lock, before compiling): clang numbers BTF types in a
-different order with a PCH than without, so using it only when it happens
-to exist would make the package depend on the state of the cache. With a
-PCH, clang 19's BTF type order also depends on heap addresses, so PCH
-builds run with address randomization off (``setarch -R``); where that is
-not allowed (a container's seccomp profile), there is no PCH. A stale
-or corrupt entry is caught by clang's own PCH checks; it is rebuilt, never
-fatal. ``--no-cache`` compiles without it.
+clang numbers BTF types in another order with a PCH (and, with one, in an
+order that follows heap addresses); the object's BTF is put in canonical
+order afterwards (btf/canon.py), so a build with the PCH and one without give
+the same bytes. That lets the first build go without: it compiles at once, and
+when clang is done starts a detached process that makes the entry under the
+entry's lock, for the builds after it.
+A stale or corrupt entry is caught by clang's own PCH checks; the build
+compiles again without it and the entry is made anew, never fatal.
+``--no-cache`` compiles without it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import log
-from ..errors import CompileError
+from ..errors import EccError
 from . import tools
 from .cache import cache_dir, file_identity, key_digest, locked
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _INCLUDE = re.compile(r'#\s*include\s*(["<])([^">]+)[">]\s*$')
+# A maker that failed leaves this file; no new attempt for an hour.
+FAILED = "failed"
+RETRY_SECONDS = 3600
 # What clang says when a PCH cannot be used: the entry is then rebuilt.
 PCH_FAILURE_MARKERS = ("precompiled header", "PCH file", "AST file")
 
@@ -106,37 +113,71 @@ def entry_for(clang: str, flags: Sequence[str], includes: Sequence[str],
                     tuple(includes))
 
 
-def ensure(clang: str, entry: PchEntry) -> Path | None:
-    """The PCH, made first if missing; None when it cannot be made (build without it).
+def start_making(clang: str, entry: PchEntry) -> None:
+    """Make the entry in a detached process, unless one is at it already (or failed lately).
 
-    Also None where address randomization cannot be turned off: a PCH build
-    would then not be reproducible, and reproducible beats fast.
+    The lock is taken here and handed to the child, which holds it until the
+    PCH is in place: whoever waits on the lock (:func:`wait`) waits for it.
     """
-    if tools.no_aslr_prefix() is None:
-        log.info("no precompiled header: setarch -R is not available here")
-        return None
-    if entry.ready():
-        return entry.pch
     try:
-        with locked(entry.folder):
-            if entry.ready():
-                return entry.pch
-            # The header sits alone in its folder, so "vmlinux.h" is found through
-            # the same -I folders as from the program.
-            entry.header.write_text("".join(line + "\n" for line in entry.includes))
-            tmp = entry.folder / f"prefix.h.pch.{os.getpid()}.tmp"
-            try:
-                tools.run([*(tools.no_aslr_prefix() or []), clang, *entry.flags, "-x",
-                           "c-header", str(entry.header), "-o", str(tmp)],
-                          what="precompiling the vmlinux.h prefix")
-                os.replace(tmp, entry.pch)
-            finally:
-                tmp.unlink(missing_ok=True)
-    except (OSError, CompileError) as exc:
-        # The compile without the PCH will show any real error in the headers.
+        entry.folder.mkdir(parents=True, exist_ok=True)
+        if _failed_lately(entry):
+            log.info("no precompiled header: making it failed within the hour")
+            return
+        fd = os.open(entry.folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
         log.info("no precompiled header: %s", exc)
-        return None
-    return entry.pch
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another build is making it
+        if entry.ready():
+            return
+        job = json.dumps({"clang": clang, "folder": str(entry.folder), "flags": entry.flags,
+                          "includes": entry.includes})
+        tools.detach([sys.executable, "-m", "ecc.build.pch", job], cwd=str(entry.folder),
+                     pass_fds=(fd,))
+    except OSError as exc:
+        log.info("no precompiled header: %s", exc)
+    finally:
+        os.close(fd)  # the child's copy keeps the lock
+
+
+def make(clang: str, entry: PchEntry) -> None:
+    """Make the PCH now; the caller holds the entry's lock."""
+    for stale in entry.folder.glob("*.tmp"):  # of a maker that was killed
+        stale.unlink(missing_ok=True)
+    # The header sits alone in its folder, so "vmlinux.h" is found through
+    # the same -I folders as from the program.
+    entry.header.write_text("".join(line + "\n" for line in entry.includes))
+    tmp = entry.folder / f"prefix.h.pch.{os.getpid()}.tmp"
+    try:
+        tools.run([clang, *entry.flags, "-x", "c-header", str(entry.header), "-o", str(tmp)],
+                  what="precompiling the vmlinux.h prefix")
+        os.replace(tmp, entry.pch)
+        (entry.folder / FAILED).unlink(missing_ok=True)
+    except (OSError, EccError) as exc:
+        # The compile without the PCH shows any real error in the headers.
+        with contextlib.suppress(OSError):
+            (entry.folder / FAILED).write_text(f"{exc}\n")
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def wait(folder: Path) -> None:
+    """Until no process is making the entry in ``folder`` (tests, benchmarks)."""
+    with contextlib.suppress(FileNotFoundError), locked(folder):
+        pass
+
+
+def _failed_lately(entry: PchEntry) -> bool:
+    try:
+        return time.time() - (entry.folder / FAILED).stat().st_mtime < RETRY_SECONDS
+    except OSError:
+        return False
 
 
 def invalidate(entry: PchEntry) -> None:
@@ -145,3 +186,21 @@ def invalidate(entry: PchEntry) -> None:
 
 def is_pch_failure(diagnostics: str) -> bool:
     return any(marker in diagnostics for marker in PCH_FAILURE_MARKERS)
+
+
+def main(argv: list[str]) -> int:
+    """The background maker: ``python -m ecc.build.pch JOB``, holding the lock it was given."""
+    os.nice(10)  # after the builds in the foreground
+    job = json.loads(argv[0])
+    folder = Path(job["folder"])
+    entry = PchEntry(folder, folder / "prefix.h", folder / "prefix.h.pch", tuple(job["flags"]),
+                     tuple(job["includes"]))
+    try:
+        make(job["clang"], entry)
+    except (OSError, EccError):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

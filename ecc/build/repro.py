@@ -13,17 +13,15 @@ What would otherwise leak the build's whereabouts into the outputs:
   ``-gembed-source``: that puts every header, 3 MB of vmlinux.h, into the
   DWARF, and costs a tenth of a warm build.)
 - clang's version in ``.comment``: ``-fno-ident`` (provenance records it).
-- clang 19's BTF type order depends on heap addresses: compiles run under
-  ``setarch -R`` (tools.no_aslr_prefix). It then still depends on the
-  *lengths* of the paths clang holds (measured with a PCH: folders ``a`` and
-  ``b`` give one order, ``abcdefgh`` another), and clang learns the real path
-  of every file it opens (readlink of /proc/self/fd), so a symlink does not
-  hide it: clang reads the program's folder through hard links in a folder of
-  fixed length (:func:`mirror_folder`), and its diagnostics and depfile are
-  given back the real paths. The cache and temp folders are then the only
-  paths that vary, the same for every build of one user: byte identity across
-  machines also needs the same lengths of those (``ECC_CACHE_DIR``,
-  ``TMPDIR``).
+- clang 19's BTF type order depends on heap addresses (with a PCH), on the
+  *lengths* of the paths clang holds (measured: folders ``a`` and ``b`` give
+  one order, ``abcdefgh`` another) and on whether the PCH is used at all: the
+  BTF is put in canonical order after every compile (btf/canon.py), which
+  takes all of that out. From before that, clang also reads the program's
+  folder through hard links in a folder of fixed length
+  (:func:`mirror_folder`; clang learns the real path of every file it opens,
+  so a symlink would not do), and its diagnostics and depfile are given back
+  the real paths; cheap, and kept.
 - JSON: keys in insertion order, fixed zlib level (package.py).
 
 ``ecc build --verify`` rebuilds into a temporary folder and compares.

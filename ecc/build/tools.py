@@ -7,7 +7,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
@@ -121,42 +120,12 @@ def start(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
     return Running(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check)
 
 
-_NO_ASLR: list[str] | None = None
-_NO_ASLR_CHECKED = False
-_NO_ASLR_LOCK = threading.Lock()
-
-
-def no_aslr_prefix() -> list[str] | None:
-    """``setarch -R``, when this system lets a process turn address randomization off.
-
-    clang 19 emits BTF types in an order that depends on heap addresses when it
-    reads a precompiled header; without randomization the order is stable.
-    Containers' seccomp profiles often forbid it; callers then do without.
-    """
-    global _NO_ASLR, _NO_ASLR_CHECKED
-    with _NO_ASLR_LOCK:  # parallel builds (-j) ask at once; all must get one answer
-        if not _NO_ASLR_CHECKED:
-            setarch = shutil.which("setarch")
-            if setarch is not None:
-                _NO_ASLR = [setarch, "-R"] if _personality_allowed(setarch) else None
-            _NO_ASLR_CHECKED = True
-        return _NO_ASLR
-
-
-def _personality_allowed(setarch: str) -> bool:
-    # Without a seccomp filter nothing stops personality(2): no need to try
-    # (a process start, ~4 ms of every build). With one, try.
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            if any(line.split() == ["Seccomp:", "0"] for line in fh):
-                return True
-    except OSError:
-        pass
-    try:
-        return subprocess.run([setarch, "-R", "true"], capture_output=True,
-                              check=False).returncode == 0
-    except OSError:
-        return False
+def detach(argv: Sequence[str], *, cwd: str, pass_fds: Sequence[int] = ()) -> None:
+    """Start a process that outlives ecc (its own session, no pipes to us), and forget it."""
+    log.info("+ %s &", shlex.join(argv))
+    subprocess.Popen(list(argv), cwd=cwd, pass_fds=tuple(pass_fds), start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
 
 
 def run(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
