@@ -137,8 +137,12 @@ def start_making(clang: str, entry: PchEntry) -> None:
             return
         job = json.dumps({"clang": clang, "folder": str(entry.folder), "flags": entry.flags,
                           "includes": entry.includes})
+        # The child imports this very ecc, wherever it came from (a checkout run
+        # with `python -m ecc` is on sys.path only through the current folder).
+        here = str(Path(__file__).resolve().parents[2])
+        path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
         tools.detach([sys.executable, "-m", "ecc.build.pch", job], cwd=str(entry.folder),
-                     pass_fds=(fd,))
+                     pass_fds=(fd,), env={**os.environ, "PYTHONPATH": path})
     except OSError as exc:
         log.info("no precompiled header: %s", exc)
     finally:

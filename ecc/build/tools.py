@@ -120,10 +120,12 @@ def start(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
     return Running(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check)
 
 
-def detach(argv: Sequence[str], *, cwd: str, pass_fds: Sequence[int] = ()) -> None:
+def detach(argv: Sequence[str], *, cwd: str, pass_fds: Sequence[int] = (),
+           env: dict[str, str] | None = None) -> None:
     """Start a process that outlives ecc (its own session, no pipes to us), and forget it."""
     log.info("+ %s &", shlex.join(argv))
     subprocess.Popen(list(argv), cwd=cwd, pass_fds=tuple(pass_fds), start_new_session=True,
+                     env=env,
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)
 
