@@ -204,3 +204,13 @@ def test_hostile_bytes_give_btf_error(edits: list[tuple[bool, int, int]], cut: i
     except BtfError:
         return
     assert len(done.btf) >= 24
+
+
+def test_relocation_outside_a_type_record_is_refused() -> None:
+    first = canon.canonicalize(SEED[".BTF"], SEED[".BTF.ext"])
+    done = canon.canonicalize(first.btf, first.ext)
+    assert done.moved(24) == 24 and done.moved(40) == 40  # canonical already: nothing moves
+    for offset in (0, 23, 24 + struct.unpack_from("<I", first.btf, 12)[0]):
+        with pytest.raises(BtfError, match=rf"^offset {offset} in \.BTF is not inside a type "
+                                           r"record$"):
+            done.moved(offset)

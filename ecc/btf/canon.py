@@ -50,12 +50,13 @@ class Canonical:
     type_id_insns: tuple[tuple[str, int], ...]  # (section, insn byte offset) holding a type id
     _old_starts: tuple[int, ...]        # byte offset in .BTF of each record, old order
     _new_starts: tuple[int, ...]        # byte offset in .BTF of the same record, new order
+    _old_end: int                       # where the old type section ends
 
     def moved(self, offset: int) -> int:
         """Where a byte of the old ``.BTF`` inside a type record is now (for ``.rel.BTF``)."""
         i = bisect.bisect_right(self._old_starts, offset) - 1
-        if i < 0:
-            return offset  # in the header, which does not move
+        if i < 0 or offset >= self._old_end:
+            raise BtfError(f"offset {offset} in .BTF is not inside a type record")
         return self._new_starts[i] + offset - self._old_starts[i]
 
 
@@ -121,6 +122,7 @@ def _canonicalize(btf: bytes, ext: bytes | None) -> Canonical:
         type_id_insns=relo_insns,
         _old_starts=tuple(old_base + 4 * starts[i] for i in range(1, count + 1)),
         _new_starts=tuple(new_base + 4 * new_starts[i] for i in range(1, count + 1)),
+        _old_end=old_base + 4 * starts[count + 1],
     )
 
 

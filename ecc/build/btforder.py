@@ -44,7 +44,10 @@ def canonicalize_sections(sections: list[Section], order: str) -> None:
         ext.data = canonical.ext
     for sec in sections:
         if sec.fields[1] in (SHT_REL, SHT_RELA) and sec.fields[7] == btf.index:
-            sec.data = _moved_relocations(sec, order, canonical.moved)
+            try:
+                sec.data = _moved_relocations(sec, order, canonical.moved)
+            except BtfError as exc:
+                raise ElfError(f"{sec.name}: {exc}") from exc
     for name, insn_off in canonical.type_id_insns:
         code = by_name.get(name)
         if code is None or insn_off + 8 > len(code.data):
