@@ -93,6 +93,7 @@ def _canonicalize(btf: bytes, ext: bytes | None) -> Canonical:
     table = _Strings(strings)
     out = array("I")
     new_starts = [0] * (count + 1)
+    known = table.by_old.get  # most strings are met more than once: skip the call
     for old_id in new_order:
         begin = len(out)
         new_starts[old_id] = begin
@@ -100,7 +101,9 @@ def _canonicalize(btf: bytes, ext: bytes | None) -> Canonical:
         out.extend(words[lo:hi])
         shift = begin - lo
         for pos in str_slots[old_id]:
-            out[pos + shift] = table.add(words[pos])
+            off = words[pos]
+            new = known(off)
+            out[pos + shift] = table.add(off) if new is None else new
         for pos in type_slots[old_id]:
             out[pos + shift] = type_map[words[pos]]
     new_ext = None
@@ -283,11 +286,11 @@ class _Strings:
     def __init__(self, old: bytes) -> None:
         self._old = old
         self._data = bytearray(b"\0")
-        self._by_old: dict[int, int] = {0: 0}
+        self.by_old: dict[int, int] = {0: 0}
         self._by_text: dict[bytes, int] = {b"": 0}
 
     def add(self, old_offset: int) -> int:
-        new = self._by_old.get(old_offset)
+        new = self.by_old.get(old_offset)
         if new is not None:
             return new
         if old_offset >= len(self._old):
@@ -301,7 +304,7 @@ class _Strings:
             new = len(self._data)
             self._by_text[text] = new
             self._data += text + b"\0"
-        self._by_old[old_offset] = new
+        self.by_old[old_offset] = new
         return new
 
     def bytes(self) -> bytes:

@@ -375,7 +375,7 @@ def _import_readers() -> None:
     from .. import elf, package  # noqa: F401
     from ..btf import parse  # noqa: F401
     from ..meta import annotate, skel  # noqa: F401
-    from . import provenance, strip  # noqa: F401
+    from . import btforder, provenance, strip  # noqa: F401
 
     elf.preload()
 
