@@ -214,3 +214,73 @@ def test_relocation_outside_a_type_record_is_refused() -> None:
         with pytest.raises(BtfError, match=rf"^offset {offset} in \.BTF is not inside a type "
                                            r"record$"):
             done.moved(offset)
+
+
+TAGS_PROGRAM = r"""
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#define __tag(x) __attribute__((btf_decl_tag(x)))
+#define __ttag(x) __attribute__((btf_type_tag(x)))
+
+enum big { BIG_ONE = 1, BIG_HUGE = 0x1ffffffffULL };
+
+struct tagged {
+	int a __tag("member_a");
+	int __ttag("user") *p;
+	enum big e;
+} __tag("struct_tagged");
+
+struct tagged holder __tag("var_holder");
+__u64 seen __tag("var_seen");
+
+static __noinline int helper(int x __tag("param_x")) __tag("func_helper")
+{
+	return x + 1;
+}
+
+SEC("tp/syscalls/sys_enter_getppid")
+int probe(void *ctx)
+{
+	seen = helper(holder.a) + holder.e;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@requires_clang
+def test_tags_and_enum64_with_and_without_the_pch(tmp_path: Path, kernel: None,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """DECL_TAG (last, by target), TYPE_TAG and ENUM64 go through the canonical order:
+    the cold, warm and --no-cache builds agree, and libbpf loads the result."""
+    from ecc.build import pch
+    from ecc.run import libbpf as L
+
+    monkeypatch.setenv("ECC_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "tags.bpf.c"
+    src.write_text(TAGS_PROGRAM)
+
+    def one(name: str, cache: bool = True) -> tuple[bytes, bool]:
+        result = build(BuildOptions(source=str(src), output_dir=str(tmp_path / name),
+                                    cache=cache))
+        return result.object_bytes, any("-include-pch" in c["argv"] for c in result.commands)
+
+    cold = one("cold")
+    for folder in (tmp_path / "cache" / "pch").glob("*"):
+        pch.wait(folder)
+    warm, plain = one("warm"), one("plain", cache=False)
+    assert (cold[1], warm[1], plain[1]) == (False, True, False)
+    assert cold[0] == warm[0] == plain[0]
+    btf = parse_btf(read_object(cold[0]).btf or b"")
+    kinds = [t.kind for t in btf]
+    tags = [(t.name, btf[t.type].name, t.component_idx) for t in btf if t.kind == Kind.DECL_TAG]
+    assert Kind.TYPE_TAG in kinds and Kind.ENUM64 in kinds
+    assert kinds.index(Kind.DECL_TAG) == len(kinds) - len(tags)  # the tags come last
+    assert sorted(tags) == sorted([
+        ("var_holder", "holder", -1), ("struct_tagged", "tagged", -1),
+        ("member_a", "tagged", 0), ("var_seen", "seen", -1), ("func_helper", "helper", -1),
+        ("param_x", "helper", 0)])
+    with L.BpfObject.open_mem(cold[0], object_name="tags") as loaded:
+        loaded.load()
