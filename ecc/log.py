@@ -9,6 +9,7 @@ them to, and importing logging (a few ms) would only slow a build down.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -16,3 +17,15 @@ def info(message: str, *args: Any) -> None:
     logging = sys.modules.get("logging")
     if logging is not None:
         logging.getLogger("ecc").info(message, *args)
+
+
+class Command:
+    """An argv that logs as a shell line; quoted only when a message is made of it."""
+
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = argv
+
+    def __str__(self) -> str:
+        import shlex
+
+        return shlex.join(self.argv)

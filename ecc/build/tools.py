@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import shutil
 import subprocess
 import time
@@ -83,7 +82,7 @@ class Running:
         self.check = check
         self._input = input_bytes
         self._record = _RECORD.get()
-        log.info("+ %s", shlex.join(self.argv))
+        log.info("+ %s", log.Command(self.argv))
         self._start = time.perf_counter()
         try:
             self._proc = subprocess.Popen(
@@ -123,7 +122,7 @@ def start(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
 def detach(argv: Sequence[str], *, cwd: str, pass_fds: Sequence[int] = (),
            env: dict[str, str] | None = None) -> None:
     """Start a process that outlives ecc (its own session, no pipes to us), and forget it."""
-    log.info("+ %s &", shlex.join(argv))
+    log.info("+ %s &", log.Command(argv))
     subprocess.Popen(list(argv), cwd=cwd, pass_fds=tuple(pass_fds), start_new_session=True,
                      env=env,
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
