@@ -204,3 +204,39 @@ def test_pch_builds_are_reproducible(tmp_path: Path, fresh_cache: Path) -> None:
     results = [_build(tmp_path / f"o{i}") for i in range(6)]
     assert all(_used_pch(r) for r in results)
     assert len({r.object_bytes for r in results}) == 1
+
+
+def test_background_maker_runs_this_very_ecc(tmp_path: Path) -> None:
+    """The maker is this ecc package, loaded from its folder, even when another
+    `ecc` comes first on PYTHONPATH (here: one that cannot be imported)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(pch.__file__).resolve().parents[1], copy / "ecc",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    decoy = tmp_path / "decoy" / "ecc"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy ecc')\n")
+    record = tmp_path / "maker-argv"
+    clang = tmp_path / "fake-clang"
+    clang.write_text("#!/bin/sh\n"
+                     f"tr '\\0' '\\n' < /proc/$PPID/cmdline > {record}\n"
+                     'while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done\n'
+                     'echo not really a PCH > "$out"\n')
+    clang.chmod(0o755)
+    folder = tmp_path / "entry"
+    script = (f"import sys; sys.path.insert(0, {str(copy)!r})\n"
+              "from pathlib import Path\n"
+              "from ecc.build import pch\n"
+              f"folder = Path({str(folder)!r})\n"
+              "entry = pch.PchEntry(folder, folder / 'prefix.h', folder / 'prefix.h.pch', (),"
+              " ('#include \"vmlinux.h\"',))\n"
+              f"pch.start_making({str(clang)!r}, entry)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path,
+                   env={**os.environ, "PYTHONPATH": str(decoy.parent)})
+    pch.wait(folder)
+    assert (folder / "prefix.h.pch").read_text() == "not really a PCH\n"
+    assert (folder / "prefix.h").read_text() == '#include "vmlinux.h"\n'
+    assert str(copy / "ecc") in record.read_text().splitlines()

@@ -39,6 +39,18 @@ from .cache import cache_dir, file_identity, key_digest, locked
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _INCLUDE = re.compile(r'#\s*include\s*(["<])([^">]+)[">]\s*$')
+# The background maker runs this very ecc package, loaded from its folder: a
+# checkout run with `python -m ecc` is on sys.path only through the current
+# folder, and another ecc may come first on PYTHONPATH.
+_CHILD = """import importlib.util, sys
+package = sys.argv[1]
+spec = importlib.util.spec_from_file_location(
+    "ecc", package + "/__init__.py", submodule_search_locations=[package])
+sys.modules["ecc"] = ecc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ecc)
+from ecc.build.pch import main
+sys.exit(main(sys.argv[2:]))
+"""
 # A maker that failed leaves this file; no new attempt for an hour.
 FAILED = "failed"
 RETRY_SECONDS = 3600
@@ -137,12 +149,9 @@ def start_making(clang: str, entry: PchEntry) -> None:
             return
         job = json.dumps({"clang": clang, "folder": str(entry.folder), "flags": entry.flags,
                           "includes": entry.includes})
-        # The child imports this very ecc, wherever it came from (a checkout run
-        # with `python -m ecc` is on sys.path only through the current folder).
-        here = str(Path(__file__).resolve().parents[2])
-        path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
-        tools.detach([sys.executable, "-m", "ecc.build.pch", job], cwd=str(entry.folder),
-                     pass_fds=(fd,), env={**os.environ, "PYTHONPATH": path})
+        package = str(Path(__file__).resolve().parents[1])
+        tools.detach([sys.executable, "-c", _CHILD, package, job], cwd=str(entry.folder),
+                     pass_fds=(fd,), what=f"precompiling the vmlinux.h prefix into {entry.pch}")
     except OSError as exc:
         log.info("no precompiled header: %s", exc)
     finally:
@@ -193,7 +202,7 @@ def is_pch_failure(diagnostics: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """The background maker: ``python -m ecc.build.pch JOB``, holding the lock it was given."""
+    """The background maker (``_CHILD``), holding the lock it was given."""
     os.nice(10)  # after the builds in the foreground
     job = json.loads(argv[0])
     folder = Path(job["folder"])
@@ -204,7 +213,3 @@ def main(argv: list[str]) -> int:
     except (OSError, EccError):
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -119,14 +119,19 @@ def start(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
     return Running(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check)
 
 
-def detach(argv: Sequence[str], *, cwd: str, pass_fds: Sequence[int] = (),
-           env: dict[str, str] | None = None) -> None:
-    """Start a process that outlives ecc (its own session, no pipes to us), and forget it."""
-    log.info("+ %s &", log.Command(argv))
-    subprocess.Popen(list(argv), cwd=cwd, pass_fds=tuple(pass_fds), start_new_session=True,
-                     env=env,
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL)
+def detach(argv: Sequence[str], *, what: str, cwd: str, pass_fds: Sequence[int] = ()) -> None:
+    """Start a process that outlives ecc, in its own session, with no pipes to us.
+
+    Through a shell that starts it in the background and exits at once: the
+    process is then init's child, not ours, so it never lingers as our zombie
+    (nor does Python warn that a child it forgot still runs).
+    """
+    shell = subprocess.Popen(["/bin/sh", "-c", '"$@" &', "sh", *argv], cwd=cwd,
+                             pass_fds=tuple(pass_fds), start_new_session=True,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    shell.wait()
+    log.info("%s: in the background", what)
 
 
 def run(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
