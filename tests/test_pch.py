@@ -240,3 +240,21 @@ def test_background_maker_runs_this_very_ecc(tmp_path: Path) -> None:
     assert (folder / "prefix.h.pch").read_text() == "not really a PCH\n"
     assert (folder / "prefix.h").read_text() == '#include "vmlinux.h"\n'
     assert str(copy / "ecc") in record.read_text().splitlines()
+
+
+@requires_clang
+def test_library_build_leaves_no_child_behind(tmp_path: Path) -> None:
+    """The maker is not the build's child (it is started through a shell that exits):
+    a library caller under -X dev gets no 'subprocess still running' warning."""
+    import subprocess
+    import sys
+
+    script = ("from ecc.build import BuildOptions, build\n"
+              f"build(BuildOptions(source={str(BOOTSTRAP / 'bootstrap.bpf.c')!r}, "
+              f"output_dir={str(tmp_path / 'out')!r}))\n")
+    result = subprocess.run([sys.executable, "-X", "dev", "-c", script], capture_output=True,
+                            text=True, env={**os.environ, "ECC_CACHE_DIR": str(tmp_path / "c")},
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "ResourceWarning" not in result.stderr
+    assert _settle(tmp_path / "c")  # and the PCH was made all the same
