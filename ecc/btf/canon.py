@@ -129,16 +129,17 @@ def _canonicalize(btf: bytes, ext: bytes | None) -> Canonical:
     )
 
 
-def _header(btf: bytes) -> tuple[str, raw.Header]:
+def _header(btf: bytes) -> tuple[raw.ByteOrder, raw.Header]:
     if len(btf) < raw.HEADER_SIZE:
         raise BtfError(f"BTF of {len(btf)} bytes is shorter than its header")
+    order: raw.ByteOrder
     if btf[0] | btf[1] << 8 == raw.BTF_MAGIC:
         order = "little"
     elif btf[0] << 8 | btf[1] == raw.BTF_MAGIC:
         order = "big"
     else:
         raise BtfError("bad BTF magic")
-    hdr = raw.Header(*raw.layouts_for(order).header.unpack_from(btf, 0))  # type: ignore[arg-type]
+    hdr = raw.Header(*raw.layouts_for(order).header.unpack_from(btf, 0))
     if hdr.hdr_len < raw.HEADER_SIZE or hdr.type_off % 4 or hdr.type_len % 4:
         raise BtfError(f"BTF header: unaligned or short (hdr_len {hdr.hdr_len}, "
                        f"type_off {hdr.type_off}, type_len {hdr.type_len})")

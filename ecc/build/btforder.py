@@ -13,7 +13,7 @@ Works on the sections of strip.py's rewrite, in place.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ..btf.canon import canonicalize
@@ -29,7 +29,7 @@ class Section(Protocol):
     fields: list[int]
 
 
-def canonicalize_sections(sections: list[Section], order: str) -> None:
+def canonicalize_sections(sections: Sequence[Section], order: str) -> None:
     by_name = {s.name: s for s in sections}
     btf = by_name.get(".BTF")
     if btf is None:

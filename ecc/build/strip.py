@@ -98,7 +98,7 @@ def _strip(data: bytes, canonical_btf: bool) -> bytes:
     if canonical_btf:
         from .btforder import canonicalize_sections
 
-        canonicalize_sections(kept, order)  # type: ignore[arg-type]
+        canonicalize_sections(kept, order)
 
     symtabs = [s for s in kept if s.type == SHT_SYMTAB]
     if len(symtabs) > 1:
