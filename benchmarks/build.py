@@ -96,8 +96,7 @@ def main() -> int:
                 shutil.rmtree(cache / "pch", ignore_errors=True)
                 start = time.perf_counter()
                 results["cold"].append(timed(ecc_cmd, env))
-                for folder in (cache / "pch").iterdir():
-                    pch.wait(folder)
+                pch.settle(cache)
                 results["coldpch"].append(time.perf_counter() - start)
                 results["nocache"].append(timed([*ecc_cmd, "--no-cache"], env))
             b, w, c, n = (median_ms(results[k]) for k in ("bare", "warm", "cold", "nocache"))

@@ -268,8 +268,7 @@ def test_tags_and_enum64_with_and_without_the_pch(tmp_path: Path, kernel: None,
         return result.object_bytes, any("-include-pch" in c["argv"] for c in result.commands)
 
     cold = one("cold")
-    for folder in (tmp_path / "cache" / "pch").glob("*"):
-        pch.wait(folder)
+    pch.settle(tmp_path / "cache")
     warm, plain = one("warm"), one("plain", cache=False)
     assert (cold[1], warm[1], plain[1]) == (False, True, False)
     assert cold[0] == warm[0] == plain[0]

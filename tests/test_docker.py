@@ -58,8 +58,7 @@ def host_package(tmp_path_factory: pytest.TempPathFactory, cache_env: Path) -> P
     for _ in range(2):  # the second build with the PCH the first one left making
         result = ecc("build", "bootstrap.bpf.c", "bootstrap.h", cwd=folder)
         assert result.returncode == 0, result.stderr
-        for entry in (cache_env / "pch").glob("*"):
-            pch.wait(entry)
+        pch.settle(cache_env)
     return folder / "package.json"
 
 

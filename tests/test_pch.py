@@ -83,20 +83,13 @@ def _used_pch(result: BuildResult) -> bool:
     return any("-include-pch" in c["argv"] for c in result.commands)
 
 
-def _settle(cache: Path) -> list[Path]:
-    """Wait for the background makers; the PCH files there are then."""
-    for folder in (cache / "pch").glob("*"):
-        pch.wait(folder)
-    return list((cache / "pch").glob("*/prefix.h.pch"))
-
-
 @requires_clang
 def test_cached_and_uncached_objects_are_identical(tmp_path: Path, fresh_cache: Path) -> None:
     """The first build goes without the PCH, the next with it, a third with --no-cache:
     all three objects are the same bytes (BTF in canonical order, btf/canon.py)."""
     cold = _build(tmp_path / "cold")
     assert not _used_pch(cold)
-    assert _settle(fresh_cache), "no PCH was made"
+    assert pch.settle(fresh_cache), "no PCH was made"
     warm = _build(tmp_path / "warm")
     assert _used_pch(warm)
     plain = _build(tmp_path / "plain", cache=False)
@@ -116,7 +109,7 @@ def test_first_build_does_not_wait_for_the_pch(tmp_path: Path, fresh_cache: Path
     assert len(folders) == 1
     # Making a PCH takes half a second; the build returned as soon as clang was done.
     assert not (folders[0] / "prefix.h.pch").exists()
-    assert _settle(fresh_cache) == [folders[0] / "prefix.h.pch"]
+    assert pch.settle(fresh_cache) == [folders[0] / "prefix.h.pch"]
     assert not list(folders[0].glob("*.tmp"))
     assert _build(tmp_path / "b").object_bytes == first.object_bytes
 
@@ -156,14 +149,14 @@ def fresh_cache(tmp_path: Path) -> Any:
 @requires_clang
 def test_corrupt_entry_is_rebuilt(tmp_path: Path, fresh_cache: Path) -> None:
     first = _build(tmp_path / "a")
-    entries = _settle(fresh_cache)
+    entries = pch.settle(fresh_cache)
     assert entries
     for entry in entries:
         entry.write_bytes(b"this is not a precompiled header")
     again = _build(tmp_path / "b")
     assert _used_pch(again)  # tried, refused by clang, compiled again without it
     assert again.object_bytes == first.object_bytes
-    assert all(e.stat().st_size > 1_000_000 for e in _settle(fresh_cache))
+    assert all(e.stat().st_size > 1_000_000 for e in pch.settle(fresh_cache))
     third = _build(tmp_path / "c")
     assert _used_pch(third) and third.object_bytes == first.object_bytes
 
@@ -171,11 +164,11 @@ def test_corrupt_entry_is_rebuilt(tmp_path: Path, fresh_cache: Path) -> None:
 @requires_clang
 def test_truncated_entry_is_rebuilt(tmp_path: Path, fresh_cache: Path) -> None:
     first = _build(tmp_path / "a")
-    for entry in _settle(fresh_cache):
+    for entry in pch.settle(fresh_cache):
         with open(entry, "r+b") as fh:
             fh.truncate(entry.stat().st_size // 2)
     assert _build(tmp_path / "b").object_bytes == first.object_bytes
-    assert all(e.stat().st_size > 1_000_000 for e in _settle(fresh_cache))
+    assert all(e.stat().st_size > 1_000_000 for e in pch.settle(fresh_cache))
     third = _build(tmp_path / "c")
     assert _used_pch(third) and third.object_bytes == first.object_bytes
 
@@ -191,7 +184,7 @@ def test_two_builds_make_one_entry_at_once(tmp_path: Path, fresh_cache: Path) ->
     for t in threads:
         t.join()
     assert len(results) == 2 and results[0] == results[1]
-    assert len(_settle(cache)) == 1
+    assert len(pch.settle(cache)) == 1
     assert not list((cache / "pch").glob("*/*.tmp"))
 
 
@@ -200,7 +193,7 @@ def test_pch_builds_are_reproducible(tmp_path: Path, fresh_cache: Path) -> None:
     """clang 19 orders BTF types by heap address when it reads a PCH (address
     randomization is on); the canonical order takes that out."""
     _build(tmp_path / "first")
-    _settle(fresh_cache)
+    pch.settle(fresh_cache)
     results = [_build(tmp_path / f"o{i}") for i in range(6)]
     assert all(_used_pch(r) for r in results)
     assert len({r.object_bytes for r in results}) == 1
@@ -257,4 +250,4 @@ def test_library_build_leaves_no_child_behind(tmp_path: Path) -> None:
                             check=False)
     assert result.returncode == 0, result.stderr
     assert "ResourceWarning" not in result.stderr
-    assert _settle(tmp_path / "c")  # and the PCH was made all the same
+    assert pch.settle(tmp_path / "c")  # and the PCH was made all the same

@@ -33,8 +33,6 @@ from ecc.errors import BtfError
 
 # Kinds whose third word (btf_type.size_or_type) is a type id.
 _TYPE_IN_HEADER = frozenset({2, 8, 9, 10, 11, 12, 13, 14, 17, 18})
-_KIND_DATASEC = raw.KIND_DATASEC
-_KIND_DECL_TAG = raw.KIND_DECL_TAG
 # CO-RE relocation kinds whose instruction holds a local type id (libbpf's
 # BPF_CORE_TYPE_ID_LOCAL and BPF_CORE_TYPE_ID_TARGET).
 TYPE_ID_RELO_KINDS = frozenset({6, 7})
@@ -79,18 +77,20 @@ def _canonicalize(btf: bytes, ext: bytes | None) -> Canonical:
 
     starts, type_slots, str_slots = _index(words)
     count = len(starts) - 2          # types, void not counted (starts has an end sentinel)
+    referenced = bytearray(count + 1)
     for slots in type_slots:
         for pos in slots:
             if words[pos] > count:
                 raise BtfError(f"BTF type refers to type {words[pos]}; there are {count}")
+            referenced[words[pos]] = 1
 
     ext_info = _ExtInfo.read(ext, order) if ext is not None else None
-    new_order = _walk(words, starts, type_slots, str_slots, strings, ext_info, count)
+    table = _Strings(strings)
+    new_order = _walk(words, starts, type_slots, str_slots, referenced, table, ext_info)
 
     type_map = [0] * (count + 1)
     for new_id, old_id in enumerate(new_order, 1):
         type_map[old_id] = new_id
-    table = _Strings(strings)
     out = array("I")
     new_starts = [0] * (count + 1)
     known = table.by_old.get  # most strings are met more than once: skip the call
@@ -112,7 +112,7 @@ def _canonicalize(btf: bytes, ext: bytes | None) -> Canonical:
         new_ext, relo_insns = ext_info.rewrite(ext, order, type_map, table)
     if swap:
         out.byteswap()
-    new_strings = table.bytes()
+    new_strings = table.section()
     header = struct.pack(("<" if order == "little" else ">") + "HBBIIIII", raw.BTF_MAGIC,
                          hdr.version, hdr.flags, raw.HEADER_SIZE, 0, len(out) * 4,
                          len(out) * 4, len(new_strings))
@@ -186,7 +186,7 @@ def _index(words: array[int]) -> tuple[list[int], list[list[int]], list[list[int
         elif kind in (raw.KIND_ENUM, raw.KIND_ENUM64):
             step = 2 if kind == raw.KIND_ENUM else 3
             strs += range(body, body + step * vlen, step)
-        elif kind == _KIND_DATASEC:
+        elif kind == raw.KIND_DATASEC:
             types += range(body, body + 3 * vlen, 3)
         type_slots.append(types)
         str_slots.append(strs)
@@ -196,14 +196,13 @@ def _index(words: array[int]) -> tuple[list[int], list[list[int]], list[list[int
 
 
 def _walk(words: array[int], starts: list[int], type_slots: list[list[int]],
-          str_slots: list[list[int]], strings: bytes, ext_info: _ExtInfo | None,
-          count: int) -> list[int]:
+          str_slots: list[list[int]], referenced: bytearray, table: _Strings,
+          ext_info: _ExtInfo | None) -> list[int]:
+    count = len(starts) - 2
+    text = table.old_text
+
     def kind(i: int) -> int:
         return (words[starts[i] + 1] >> 24) & 0x1F
-
-    def text(offset: int) -> bytes:
-        end = strings.find(b"\0", offset)
-        return strings[offset:end] if offset < len(strings) and end >= 0 else b""
 
     def name(i: int) -> bytes:
         return text(words[starts[i]])
@@ -224,10 +223,10 @@ def _walk(words: array[int], starts: list[int], type_slots: list[list[int]],
             rank[i] = len(new_order)
             stack.extend(words[pos] for pos in reversed(type_slots[i]))
 
-    tags = [i for i in range(1, count + 1) if kind(i) == _KIND_DECL_TAG]
+    tags = [i for i in range(1, count + 1) if kind(i) == raw.KIND_DECL_TAG]
     for tag in tags:
         seen[tag] = 1  # placed last, below
-    for root in sorted((i for i in range(1, count + 1) if kind(i) == _KIND_DATASEC), key=name):
+    for root in sorted((i for i in range(1, count + 1) if kind(i) == raw.KIND_DATASEC), key=name):
         visit(root)
     for root in ext_info.type_ids if ext_info is not None else ():
         visit(root)
@@ -252,10 +251,6 @@ def _walk(words: array[int], starts: list[int], type_slots: list[list[int]],
             known = shapes[i, depth] = _digest(b",".join(parts))
         return known
 
-    referenced = bytearray(count + 1)
-    for slots in type_slots:
-        for pos in slots:
-            referenced[words[pos]] = 1
     for only_unreferenced in (True, False):
         left = [i for i in range(1, count + 1)
                 if not seen[i] and not (only_unreferenced and referenced[i])]
@@ -294,12 +289,7 @@ class _Strings:
         new = self.by_old.get(old_offset)
         if new is not None:
             return new
-        if old_offset >= len(self._old):
-            raise BtfError(f"BTF string offset {old_offset} is past the string section")
-        end = self._old.find(b"\0", old_offset)
-        if end < 0:
-            raise BtfError(f"BTF string at offset {old_offset} is not NUL-terminated")
-        text = self._old[old_offset:end]
+        text = self.old_text(old_offset)
         new = self._by_text.get(text)
         if new is None:
             new = len(self._data)
@@ -308,14 +298,17 @@ class _Strings:
         self.by_old[old_offset] = new
         return new
 
-    def bytes(self) -> bytes:
+    def section(self) -> bytes:
         return bytes(self._data)
 
-    def text(self, old_offset: int) -> str:
-        end = self._old.find(b"\0", old_offset)
-        if old_offset >= len(self._old) or end < 0:
+    def old_text(self, old_offset: int) -> bytes:
+        """The string at an offset of the old section."""
+        if old_offset >= len(self._old):
             raise BtfError(f"BTF string offset {old_offset} is past the string section")
-        return self._old[old_offset:end].decode("utf-8", "replace")
+        end = self._old.find(b"\0", old_offset)
+        if end < 0:
+            raise BtfError(f"BTF string at offset {old_offset} is not NUL-terminated")
+        return self._old[old_offset:end]
 
 
 # .BTF.ext: (field offsets in a record holding a type id, holding a string offset,
@@ -391,7 +384,7 @@ class _ExtInfo:
             if old >= len(type_map):
                 raise BtfError(f".BTF.ext refers to type {old}; there are {len(type_map) - 1}")
             struct.pack_into(p + "I", out, at, type_map[old])
-        insns = tuple((table.text(sec_off), insn_off)
+        insns = tuple((table.old_text(sec_off).decode("utf-8", "replace"), insn_off)
                       for sec_off, insn_off, kind, _at in self.core_relos
                       if kind in TYPE_ID_RELO_KINDS)
         return bytes(out), insns

@@ -18,8 +18,7 @@ from typing import Protocol
 
 from ..btf.canon import canonicalize
 from ..errors import BtfError, ElfError
-
-SHT_RELA, SHT_REL = 4, 9
+from .strip import SHT_REL, SHT_RELA, relocation_entry_size
 
 
 class Section(Protocol):
@@ -61,9 +60,7 @@ def canonicalize_sections(sections: Sequence[Section], order: str) -> None:
 
 
 def _moved_relocations(sec: Section, order: str, moved: Callable[[int], int]) -> bytes:
-    size = 24 if sec.fields[1] == SHT_RELA else 16
-    if len(sec.data) % size:
-        raise ElfError(f"{sec.name}: size is not a multiple of its entries")
+    size = relocation_entry_size(sec.name, sec.fields[1], sec.data)
     entries = []
     for pos in range(0, len(sec.data), size):
         entry = bytearray(sec.data[pos:pos + size])

@@ -133,11 +133,11 @@ def strip_debug(llvm_strip: str | None, src: str, dst: str) -> bytes:
     from .strip import StripUnsupported
     from .strip import strip_debug as rewrite
 
-    with open(src, "rb") as fh:
-        data = fh.read()
     if llvm_strip is None:
+        with open(src, "rb") as fh:
+            raw = fh.read()
         try:
-            data = rewrite(data, canonical_btf=True)
+            data = rewrite(raw, canonical_btf=True)
         except StripUnsupported as exc:
             log.info("llvm-strip instead of the in-process strip: %s", exc)
             llvm_strip = tools.find_tool("llvm-strip")

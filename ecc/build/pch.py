@@ -108,6 +108,11 @@ class PchEntry:
     flags: tuple[str, ...]
     includes: tuple[str, ...]
 
+    @classmethod
+    def at(cls, folder: Path, flags: Sequence[str], includes: Sequence[str]) -> PchEntry:
+        return cls(folder, folder / "prefix.h", folder / "prefix.h.pch", tuple(flags),
+                   tuple(includes))
+
     def ready(self) -> bool:
         try:
             return self.pch.stat().st_size > 0
@@ -120,9 +125,7 @@ def entry_for(clang: str, flags: Sequence[str], includes: Sequence[str],
     """The cache entry for these inputs: clang, every flag, the prefix, and vmlinux.h."""
     key = json.dumps([file_identity(clang), list(flags), list(includes),
                       file_identity(vmlinux_header)])
-    folder = cache_dir() / "pch" / key_digest(key, 24)
-    return PchEntry(folder, folder / "prefix.h", folder / "prefix.h.pch", tuple(flags),
-                    tuple(includes))
+    return PchEntry.at(cache_dir() / "pch" / key_digest(key, 24), flags, includes)
 
 
 def start_making(clang: str, entry: PchEntry) -> None:
@@ -186,6 +189,13 @@ def wait(folder: Path) -> None:
         pass
 
 
+def settle(cache: Path) -> list[Path]:
+    """Until no process is making any entry of the cache folder ``cache``; its PCH files."""
+    for folder in (cache / "pch").glob("*"):
+        wait(folder)
+    return list((cache / "pch").glob("*/prefix.h.pch"))
+
+
 def _failed_lately(entry: PchEntry) -> bool:
     try:
         return time.time() - (entry.folder / FAILED).stat().st_mtime < RETRY_SECONDS
@@ -205,9 +215,7 @@ def main(argv: list[str]) -> int:
     """The background maker (``_CHILD``), holding the lock it was given."""
     os.nice(10)  # after the builds in the foreground
     job = json.loads(argv[0])
-    folder = Path(job["folder"])
-    entry = PchEntry(folder, folder / "prefix.h", folder / "prefix.h.pch", tuple(job["flags"]),
-                     tuple(job["includes"]))
+    entry = PchEntry.at(Path(job["folder"]), job["flags"], job["includes"])
     try:
         make(job["clang"], entry)
     except (OSError, EccError):

@@ -199,10 +199,16 @@ class _StringTable:
         return bytes(self._data)
 
 
+def relocation_entry_size(name: str, sh_type: int, data: bytes) -> int:
+    """Bytes per entry of a SHT_REL or SHT_RELA section, checked against its size."""
+    size = 24 if sh_type == SHT_RELA else 16
+    if len(data) % size:
+        raise ElfError(f"{name}: size is not a multiple of its entries")
+    return size
+
+
 def _renumber_relocations(sec: _Section, order: str, sym_map: dict[int, int]) -> bytes:
-    size = 24 if sec.type == SHT_RELA else 16
-    if len(sec.data) % size:
-        raise ElfError(f"{sec.name}: size is not a multiple of its entries")
+    size = relocation_entry_size(sec.name, sec.type, sec.data)
     out = bytearray(sec.data)
     for pos in range(0, len(out), size):
         info = struct.unpack_from(order + "Q", out, pos + 8)[0]
