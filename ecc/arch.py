@@ -6,7 +6,7 @@ for this machine?), which must not import each other.
 
 from __future__ import annotations
 
-import platform
+import os
 
 from .errors import EccError
 
@@ -24,7 +24,8 @@ TARGET_ARCHES = ("x86", "arm64", "powerpc", "mips", "riscv", "s390", "loongarch"
 
 
 def host_arch() -> str:
-    machine = platform.machine().lower()
+    # os.uname, not platform.machine: the same string, without platform's import (~1.5 ms).
+    machine = os.uname().machine.lower()
     arch = HOST_ARCHES.get(machine)
     if arch is None:
         raise EccError(f"unknown host architecture '{machine}'; give one with --arch")

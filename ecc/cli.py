@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__, log
+from . import __version__
 from .errors import EccError
+from .launch import report_error
 
 if TYPE_CHECKING:
     from .build import BuildOptions
@@ -65,6 +66,10 @@ def command(name: str) -> click.Command:
         factory = globals()[f"_cmd_{name}"]
         _MADE[name] = factory()
     return _MADE[name]
+
+
+def _echo_err(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -166,44 +171,12 @@ def _cmd_build() -> click.Command:
         if docker:
             _build_in_container(inputs, params)
             return
-        if not link and (len(inputs) > 2 or (len(inputs) == 2 and not inputs[1].endswith(".h")) or (
-                len(inputs) == 1 and os.path.isdir(inputs[0]))):
+        from .buildcmd import build_one, several_programs
+
+        if not link and several_programs(inputs):
             _build_several(inputs, params, jobs)
             return
-        from .build.targets import Plan, execute, resolve_targets, verify_error, verify_plan
-
-        link_spec = None
-        if link:
-            from .build.link import link_spec as make_link_spec
-
-            link_spec = make_link_spec(link, inputs)
-        plan = Plan(_build_options(params), tuple(resolve_targets(arch, vmlinux, btf)),
-                    link_spec, report, depfile)
-        try:
-            if verify:
-                checked = verify_plan(plan)
-                failure = verify_error(checked)
-                if failure is not None:
-                    raise failure
-                click.echo(f"ecc: verified: {', '.join(checked.compared)} match a fresh build",
-                           err=True)
-                return
-            results = execute(plan)
-        except EccError as exc:
-            from .doctor import explain_build_failure
-
-            raise explain_build_failure(exc, clang, llvm_strip) from exc
-        for result in results:
-            if result.diagnostics:
-                click.echo(result.diagnostics, err=True)
-            for warning in result.warnings:
-                click.echo(f"ecc: warning: {warning}", err=True)
-            if verbose:
-                total = sum(result.timings.values())
-                parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
-                log.info("built in %.0f ms (%s)", total * 1000, parts)
-                for path in result.outputs:
-                    log.info("wrote %s", path)
+        build_one(params, _echo_err)
     return build
 
 
@@ -311,7 +284,7 @@ def _cmd_exporter() -> click.Command:
                                    "control API")
         serve(ServerOptions(config=config, listen=listen, api=api, api_token_file=api_token_file,
                             max_series=max_series, queue_size=queue_size, verbose=verbose),
-              lambda line: click.echo(line, err=True))
+              _echo_err)
     return exporter
 
 
@@ -449,7 +422,7 @@ def _run_loaded(loaded: Any, opts: Any) -> None:
     from .run.loader import Runner, stop_on_signals
 
     bump_memlock_rlimit()
-    runner = Runner(loaded, opts, sys.stdout, lambda line: click.echo(line, err=True))
+    runner = Runner(loaded, opts, sys.stdout, _echo_err)
     try:
         runner.load()
         runner.attach_all()
@@ -498,7 +471,7 @@ def _build_in_container(inputs: tuple[str, ...], params: dict[str, Any]) -> None
                                   p.default, p.metavar)
                for p in command("build").params if isinstance(p, click.Option) and p.name}
     values = {k: v for k, v in params.items() if k not in ("inputs", "docker")}
-    status = build_in_container(inputs, values, options, lambda line: click.echo(line, err=True))
+    status = build_in_container(inputs, values, options, _echo_err)
     if status:
         raise SystemExit(status)
 
@@ -510,7 +483,9 @@ def _build_several(inputs: tuple[str, ...], params: dict[str, Any], jobs: int | 
 
     check_batch(params["arch"], params["verify"])
     sources = expand_sources(inputs)
-    template = _build_options({**params, "inputs": (sources[0],)})
+    from .buildcmd import build_options
+
+    template = build_options({**params, "inputs": (sources[0],)})
     width = max(len(s) for s in sources)
 
     def report(outcome: Outcome) -> None:
@@ -536,67 +511,12 @@ def _build_several(inputs: tuple[str, ...], params: dict[str, Any], jobs: int | 
         raise SystemExit(1)
 
 
-def _build_options(params: dict[str, Any]) -> BuildOptions:
-    import shlex
-
-    from .build import BuildOptions
-    from .build.targets import resolve_targets
-
-    inputs = params["inputs"]
-    # Several --arch values: the first here; build_targets sets each in turn.
-    target = resolve_targets(params["arch"], params["vmlinux"], params["btf"])[0]
-    return BuildOptions(
-        source=inputs[0], export_header=inputs[1] if len(inputs) > 1 else None,
-        output_dir=params["output_dir"], yaml=params["yaml_"],
-        header_only=params["header_only"], wasm_header=params["wasm_header"],
-        workspace=params["workspace"],
-        cflags=tuple(f for group in params["cflags"] for f in shlex.split(group)),
-        clang=params["clang"], llvm_strip=params["llvm_strip"], bpftool=params["bpftool"],
-        no_package_json=params["no_package_json"], arch=target.arch,
-        vmlinux=target.vmlinux, btf=target.btf, no_doc=params["no_doc"],
-        cache=not params["no_cache"],
-        btfgen=params["btfgen"], btfhub_archive=params["btfhub_archive"],
-        standalone=params["standalone"],
-    )
-
-
 def parse_build_args(args: Sequence[str]) -> BuildOptions:
     """The BuildOptions that ``ecc build ARGS`` would use (for tests and golden cases)."""
     ctx = command("build").make_context("build", list(args))
-    return _build_options(ctx.params)
+    from .buildcmd import build_options
 
-
-def _wants_traceback(argv: Sequence[str]) -> bool:
-    return any(a in ("-v", "--verbose") for a in argv)
-
-
-def entry() -> None:
-    """The ``ecc`` command (console script and ``python -m ecc``): :func:`main`, then a
-    quick exit.
-
-    Freeing every module and object at interpreter exit costs a build ~10 ms
-    after its work is done. Everything that matters at exit still happens:
-    ``atexit`` handlers run (they flush logging and remove temp files), then
-    the output streams are flushed; temp folders are gone already (context
-    managers). Only then ``os._exit``.
-    """
-    import atexit
-
-    try:
-        main()
-        code: Any = 0
-    except SystemExit as exc:
-        code = exc.code
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    atexit._run_exitfuncs()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except OSError:  # a closed pipe
-        code = code or 1
-    os._exit(code or 0)
+    return build_options(ctx.params)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -612,14 +532,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("ecc: aborted", err=True)
         sys.exit(130)
     except EccError as exc:
-        if _wants_traceback(args):
-            import traceback
-
-            traceback.print_exc()
-        if exc.details:
-            click.echo(exc.details, err=True)
-        click.echo(f"ecc: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        report_error(exc, args)
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)

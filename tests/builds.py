@@ -63,7 +63,7 @@ def build_unit(unit: Unit, out_dir: Path) -> BuildResult:
         args.append(str(unit.header))
     args += [*unit.flags, "-o", str(out_dir)]
     opts = parse_build_args(args)
-    return build(dataclasses.replace(opts))
+    return build(opts)
 
 
 @dataclass(frozen=True)

@@ -269,3 +269,70 @@ def test_vmlinux_given_by_file(tmp_path: Path, cache_env: Path) -> None:
 
 def test_no_shutil_leftovers() -> None:
     assert shutil.which("python3")
+
+
+# --- the quick start: `ecc build SOURCE [HEADER] [-o DIR]` without click (ecc/buildcmd.py)
+
+def _click_params(args: list[str]) -> dict[str, object]:
+    from ecc.cli import command
+
+    rest = args[1:] if args[:1] == ["build"] else args
+    return command("build").make_context("build", rest).params
+
+
+def test_quick_defaults_are_clicks() -> None:
+    from ecc.buildcmd import DEFAULTS
+
+    params = _click_params(["build", "x.bpf.c"])
+    assert {k: v for k, v in params.items() if k != "inputs"} == DEFAULTS
+
+
+@pytest.mark.parametrize("args", [
+    ["build", "p.bpf.c"], ["p.bpf.c"], ["build", "p.bpf.c", "p.h"], ["p.bpf.c", "p.h"],
+    ["build", "p.bpf.c", "-o", "out"], ["build", "-o", "out", "p.bpf.c", "p.h"],
+    ["p.bpf.c", "--output-dir", "out"], ["p.bpf.c", "--output-path=out"], ["p.bpf.c", "-oout"],
+    ["p.bpf.c", "-o=out"], ["build", "p.bpf.c", "p.h", "--output-dir=out"],
+])
+def test_quick_params_are_clicks(args: list[str]) -> None:
+    from ecc.buildcmd import quick_params
+
+    assert quick_params(args) == _click_params(args)
+
+
+@pytest.mark.parametrize("args", [
+    [], ["--help"], ["build"], ["build", "--help"], ["run", "package.json"], ["doctor"],
+    ["build", "-v", "p.bpf.c"], ["build", "p.bpf.c", "--no-cache"], ["build", "a.bpf.c", "b.bpf.c"],
+    ["build", "p.bpf.c", "p.h", "x.h"], ["build", "p.bpf.c", "-o"], ["build", "p.bpf.c", "-o", "a",
+    "-o", "b"], ["build", "p.bpf.c", "--", "p.h"], ["build", "p.bpf.c", "-o", "-v"],
+    ["build", "p.bpf.c", "--output-dir="], ["build", "."], ["prog.bpf.o"],
+])
+def test_quick_params_leave_the_rest_to_click(args: list[str]) -> None:
+    from ecc.buildcmd import quick_params
+
+    assert quick_params(args) is None
+
+
+def _imports_click(*args: str, cwd: Path) -> tuple[bool, subprocess.CompletedProcess[str]]:
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "ecc", *args],
+                            capture_output=True, text=True, cwd=cwd, check=False)
+    imported = any(line.split("|")[-1].strip() == "click" for line in result.stderr.splitlines()
+                   if line.startswith("import time:"))
+    return imported, result
+
+
+@requires_clang
+def test_quick_build_needs_no_click_and_fails_alike(tmp_path: Path, cache_env: Path) -> None:
+    source, header = write_program(tmp_path)
+    imported, result = _imports_click("build", source.name, header.name, "-o", "out",
+                                      cwd=tmp_path)
+    assert result.returncode == 0 and not imported
+    assert (tmp_path / "out" / "package.json").is_file()
+    imported, _ = _imports_click("build", source.name, "--no-doc", cwd=tmp_path)
+    assert imported  # any other option: the click command
+    # A failure reads the same either way: clang's diagnostics, then the one line.
+    source.write_text(source.read_text().replace("e->pid = ", "e->pid = undeclared_thing + "))
+    quick = ecc("build", source.name, header.name, cwd=tmp_path)
+    through_click = ecc("build", "--no-cache", source.name, header.name, cwd=tmp_path)
+    assert quick.returncode == through_click.returncode == 1
+    assert quick.stderr == through_click.stderr
+    assert "use of undeclared identifier 'undeclared_thing'" in quick.stderr

@@ -1,23 +1,30 @@
-"""``ecc build``: compile -> read the object -> meta -> write the package (spec section 1)."""
+"""``ecc build``: compile -> read the object -> meta -> write the package (spec section 1).
+
+What a build needs before clang can start is kept cheap to import: its records
+are NamedTuples (a class costs ~0.2 ms to make, a frozen dataclass ~0.6 ms, and
+the first one imports :mod:`dataclasses` and :mod:`inspect`, ~6 ms more). The
+results (result.py) and the readers are dataclasses, imported while clang runs.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import __version__, log
 from ..errors import BtfError, CompileError, EccError, ElfError
 
+if TYPE_CHECKING:
+    from .result import BuildResult as BuildResult
+    from .result import Compiled as Compiled
 
-@dataclass(frozen=True)
-class BuildOptions:
+
+class BuildOptions(NamedTuple):
     source: str
     export_header: str | None = None
     output_dir: str | None = None
@@ -40,19 +47,13 @@ class BuildOptions:
     standalone: bool = False             # also write <stem>.out (ecc/standalone.py)
 
 
-@dataclass
-class BuildResult:
-    outputs: list[str]
-    meta: dict[str, Any]
-    object_bytes: bytes
-    warnings: list[str] = field(default_factory=list)
-    diagnostics: str = ""
-    timings: dict[str, float] = field(default_factory=dict)
-    # For the build report and depfile (report.py): what was read and run.
-    arch: str = ""
-    sources: list[str] = field(default_factory=list)   # absolute
-    inputs: list[Any] = field(default_factory=list)    # provenance.InputFile: sources, headers
-    commands: list[dict[str, Any]] = field(default_factory=list)
+def __getattr__(name: str) -> Any:
+    # BuildResult and Compiled live in result.py (dataclasses): imported on first use.
+    if name in ("BuildResult", "Compiled"):
+        from . import result
+
+        return getattr(result, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # A C source or header this large is not something to compile.
@@ -81,13 +82,18 @@ class _Timer:
 def build(opts: BuildOptions) -> BuildResult:
     from . import tools
 
+    deferred: list[Callable[[], None]] = []
     with tools.recording() as commands:
-        result = _build(opts)
+        try:
+            result = _build(opts, deferred)
+        finally:
+            for start in deferred:  # after the outputs are written: not competing with them
+                start()
     result.commands = commands
     return result
 
 
-def _build(opts: BuildOptions) -> BuildResult:
+def _build(opts: BuildOptions, deferred: list[Callable[[], None]]) -> BuildResult:
     from ..meta import names
     from ..meta.exports import ExportSpec, exported_struct_names
     from . import compile as cc
@@ -140,7 +146,7 @@ def _build(opts: BuildOptions) -> BuildResult:
                      os.path.dirname(os.path.abspath(source)))
     with _workspace(opts) as workspace:
         compiled = compile_object(opts, job, clang, llvm_strip, workspace, timer,
-                                  while_compiling)
+                                  while_compiling, deferred)
     obj_bytes, diagnostics = compiled.object_bytes, compiled.diagnostics
 
     from ..btf import parse_btf
@@ -187,12 +193,13 @@ def _build(opts: BuildOptions) -> BuildResult:
 
         outputs.append(write_standalone(out_dir, stem, obj_bytes, meta))
         timer.lap("standalone")
+    from .result import BuildResult
+
     return BuildResult(outputs, meta, obj_bytes, warnings, diagnostics, timer.timings,
                        arch=arch, sources=[os.path.abspath(source)], inputs=inputs)
 
 
-@dataclass(frozen=True)
-class CompileJob:
+class CompileJob(NamedTuple):
     """One translation unit: a build compiles one, a --link build one per source."""
 
     source: str
@@ -201,16 +208,6 @@ class CompileJob:
     struct_names: tuple[str, ...]   # exported structs that get a dummy pointer here
     arch: str
     source_root: str                # the folder the object names "." (repro.PathMap)
-
-
-@dataclass
-class Compiled:
-    object_bytes: bytes             # stripped of DWARF
-    diagnostics: str
-    depends: list[str]              # every file clang read (its -MD list), ecc's own left out
-    flags: list[str]                # the compile flags, for provenance
-    path_map: Any                   # repro.PathMap
-    hashing: list[Any] = field(default_factory=list)  # provenance.Hashing: inputs' digests
 
 
 @contextlib.contextmanager
@@ -229,8 +226,12 @@ def _workspace(opts: BuildOptions) -> Iterator[str]:
 
 def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: str | None,
                    workspace: str, timer: _Timer,
-                   while_compiling: Callable[[], None] | None = None) -> Compiled:
-    """clang (with the PCH when it applies), then strip -g: source -> object bytes."""
+                   while_compiling: Callable[[], None] | None = None,
+                   deferred: list[Callable[[], None]] | None = None) -> Compiled:
+    """clang (with the PCH when it applies), then strip -g: source -> object bytes.
+
+    Work for later builds (making the PCH) is appended to ``deferred`` when given,
+    for the caller to start once its build is done; else it starts at once."""
     from ..meta import names
     from . import compile as cc
     from . import pch, vmlinux
@@ -286,7 +287,7 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     if opts.cache and wants_vmlinux:
         entry = _pch_entry(clang, req, source_text, source_dir, opts.cflags, include_dirs)
         if entry is not None and entry.ready():
-            req = dataclasses.replace(req, pch=str(entry.pch))
+            req = req._replace(pch=str(entry.pch))
         timer.lap("pch")
     display = os.path.basename(source)
 
@@ -320,12 +321,17 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
         if pch.is_pch_failure(exc.details or ""):
             log.info("precompiled header unusable; making it again")
             pch.invalidate(entry)
-        req = dataclasses.replace(req, pch=None)
+        req = req._replace(pch=None)
         diagnostics = finish(cc.start_compile(clang, req, display_name=display), req)
     if entry is not None and req.pch is None:
-        # Made after clang is done, so that it does not slow this build down: the
-        # next build gets it, and this one's object is the same as with it.
-        pch.start_making(clang, entry)
+        # Made after clang is done (after the whole build, given ``deferred``), so that
+        # it does not slow this build down: the next build gets it, and this one's
+        # object is the same as with it.
+        maker = entry
+        if deferred is None:
+            pch.start_making(clang, maker)
+        else:
+            deferred.append(lambda: pch.start_making(clang, maker))
     timer.lap("clang")
     obj_bytes = cc.strip_debug(llvm_strip, raw_obj, final_obj)
     try:
@@ -338,6 +344,8 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
                if d != wrapper and not d.startswith(pch_dir)]
     hashing = [prehashed, Hashing(prehashed.missing(depends))]
     timer.lap("strip")
+    from .result import Compiled
+
     return Compiled(obj_bytes, diagnostics, depends,
                     cc.compile_flags(req, cc.system_include_dirs(clang)), path_map, hashing)
 
@@ -375,7 +383,7 @@ def _import_readers() -> None:
     from .. import elf, package  # noqa: F401
     from ..btf import parse  # noqa: F401
     from ..meta import annotate, skel  # noqa: F401
-    from . import btforder, provenance, strip  # noqa: F401
+    from . import btforder, provenance, result, strip  # noqa: F401
 
     elf.preload()
 

@@ -7,7 +7,6 @@ it, when there is one (the same rule as the container image).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import EccError
-from . import BuildOptions, BuildResult, build
+from . import BuildOptions, build
+from .result import BuildResult
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def options_for(source: str, template: BuildOptions, several: bool) -> BuildOpti
     output = template.output_dir
     if output is not None and several:
         output = os.path.join(output, stem)  # one package.json per program
-    return dataclasses.replace(template, source=source, output_dir=output,
+    return template._replace(source=source, output_dir=output,
                                export_header=header if os.path.isfile(header) else None)
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import log
 
@@ -62,8 +62,8 @@ def parse_include_dirs(verbose_output: str) -> list[str]:
     return dirs
 
 
-@dataclass(frozen=True)
-class CompileRequest:
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+class CompileRequest(NamedTuple):
     wrapper: str            # path of the generated translation unit
     output: str             # object clang writes
     source_dir: str

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from ..errors import BtfError, CompileError, EccError, ElfError
 
 if TYPE_CHECKING:
-    from . import BuildOptions, BuildResult
+    from . import BuildOptions
+    from .result import BuildResult
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,6 @@ def _build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
     from ..meta import names
     from ..meta.exports import ExportSpec, exported_struct_names
     from . import (
-        BuildResult,
         CompileJob,
         _import_readers,
         _read_text,
@@ -90,6 +90,7 @@ def _build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
         write_outputs,
     )
     from .provenance import record
+    from .result import BuildResult
 
     for flag in ("header_only", "btfgen", "standalone"):
         if getattr(opts, flag, False):

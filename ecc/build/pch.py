@@ -29,8 +29,8 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import log
 from ..errors import EccError
@@ -100,8 +100,8 @@ def has_include_guard(header_path: str) -> bool:
     return _GUARD.match(_COMMENTS.sub(lambda m: "\n" * m.group(0).count("\n"), head)) is not None
 
 
-@dataclass(frozen=True)
-class PchEntry:
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+class PchEntry(NamedTuple):
     folder: Path
     header: Path
     pch: Path

@@ -29,7 +29,7 @@ from .cache import per_binary
 from .repro import RECORDED_FLAGS, PathMap
 
 if TYPE_CHECKING:
-    from . import Compiled
+    from .result import Compiled
 
 KEY = "provenance"
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 
 if TYPE_CHECKING:
-    from . import BuildResult
+    from .result import BuildResult
 
 
 def depfile_flags(path: str) -> list[str]:

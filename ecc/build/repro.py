@@ -35,8 +35,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import EccError
 from .cache import key_digest
@@ -54,8 +53,8 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(os.path.join(folder, ""))
 
 
-@dataclass(frozen=True)
-class PathMap:
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+class PathMap(NamedTuple):
     """Absolute folders and the fixed names they have in what a build writes."""
 
     pairs: tuple[tuple[str, str], ...]  # (folder, name), shortest folder first
@@ -200,8 +199,8 @@ def unalias(text: str, alias: str, real: str) -> str:
 MAX_DIFFERENCES = 6  # per file: enough to see the pattern, short enough to read
 
 
-@dataclass(frozen=True)
-class Verification:
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+class Verification(NamedTuple):
     compared: tuple[str, ...]       # paths relative to the output folder
     differences: tuple[str, ...]    # one line each, naming file and place
 

@@ -10,23 +10,22 @@ serves only the host's arch. With several arches, each package goes to
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..arch import TARGET_ARCHES, host_arch, parse_arch_list
 from ..errors import EccError
 
 if TYPE_CHECKING:
-    from . import BuildOptions, BuildResult
+    from . import BuildOptions
     from .link import LinkSpec
     from .repro import Verification
+    from .result import BuildResult
 
 
-@dataclass(frozen=True)
-class Target:
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+class Target(NamedTuple):
     arch: str | None          # None: the host's
     vmlinux: str | None = None
     btf: str | None = None
@@ -85,10 +84,10 @@ def build_targets(template: BuildOptions, targets: Sequence[Target], *,
     root = template.output_dir or os.path.dirname(os.path.abspath(first))
     results = []
     for target in targets:
-        opts = dataclasses.replace(template, arch=target.arch, vmlinux=target.vmlinux,
+        opts = template._replace(arch=target.arch, vmlinux=target.vmlinux,
                                    btf=target.btf)
         if several:
-            opts = dataclasses.replace(opts, output_dir=os.path.join(root, target.arch or ""))
+            opts = opts._replace(output_dir=os.path.join(root, target.arch or ""))
         if link is not None:
             from .link import build_linked
 
@@ -127,8 +126,8 @@ def check_explicit_vmlinux(opts: BuildOptions, source_dir: str, vmlinux_dir: str
 # --- one `ecc build` command: builds, then --report/--depfile, or --verify -----
 
 
-@dataclass(frozen=True)
-class Plan:
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+class Plan(NamedTuple):
     template: BuildOptions
     targets: tuple[Target, ...]
     link: LinkSpec | None = None
@@ -178,7 +177,7 @@ def verify_plan(plan: Plan) -> Verification:
     records: list[dict[str, Any]] = []
 
     def build_into(folder: str) -> list[str]:
-        template = dataclasses.replace(plan.template, output_dir=folder)
+        template = plan.template._replace(output_dir=folder)
         results = build_targets(template, plan.targets, link=plan.link)
         records.extend(result_record(r) for r in results)  # while the files exist
         return [p for r in results for p in r.outputs]

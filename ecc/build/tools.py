@@ -9,8 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import log
 from ..errors import CompileError, ToolNotFoundError
@@ -26,8 +25,8 @@ DEBIAN_PACKAGE = {
 }
 
 
-@dataclass(frozen=True)
-class Result:
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+class Result(NamedTuple):
     returncode: int
     stdout: bytes
     stderr: bytes

@@ -7,11 +7,11 @@ without importing the BTF reader on its critical path.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class ExportSpec:
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+class ExportSpec(NamedTuple):
     """Structs to export and where their names came from (for messages)."""
 
     header: str

@@ -1,0 +1,145 @@
+"""``ecc build`` of one program, below the click layer; and its quick start.
+
+The click command (cli.py) parses the options and hands them here as a dict.
+Importing click and the CLI costs a build ~15 ms before clang can start, and
+the common invocation does not need it: ``ecc build SOURCE [HEADER] [-o DIR]``
+(or the bare ``ecc SOURCE ...``). :func:`quick_params` recognises exactly that
+form and gives the dict click would give; launch.py then builds without
+importing click. Anything else (another option, ``--help``, a typo, several
+programs) returns None and goes through click, which also gives the errors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .build import BuildOptions
+
+# Every parameter of `ecc build` at its default, as click fills them in
+# (tests/unit/test_buildcmd.py checks that these are click's own).
+DEFAULTS: dict[str, Any] = {
+    "output_dir": None, "verbose": False, "yaml_": False, "header_only": False,
+    "wasm_header": False, "workspace": None, "cflags": (), "clang": None, "llvm_strip": None,
+    "bpftool": None, "no_package_json": False, "arch": None, "vmlinux": (), "btf": (),
+    "link": None, "verify": False, "report": None, "depfile": None, "no_doc": False,
+    "no_cache": False, "jobs": None, "btfgen": False, "btfhub_archive": None,
+    "standalone": False, "docker": False,
+}
+
+_OUTPUT_OPTIONS = ("-o", "--output-dir", "--output-path")
+
+
+def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
+    """click's parameters for ``ecc ARGS`` when ARGS build one program with at most
+    an output folder; otherwise None."""
+    if not args:
+        return None
+    if args[0] == "build":
+        args = args[1:]
+    elif not args[0].endswith(".c"):  # a command, an option, or a source click must judge
+        return None
+    inputs: list[str] = []
+    output_dir = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if name in _OUTPUT_OPTIONS[1:] and eq:
+            pass
+        elif arg in _OUTPUT_OPTIONS and i + 1 < len(args):
+            i, value = i + 1, args[i + 1]
+        elif arg.startswith("-o") and len(arg) > 2:
+            value = arg[2:]
+        elif not arg.startswith("-") and arg:
+            inputs.append(arg)
+            i += 1
+            continue
+        else:
+            return None
+        if output_dir is not None or not value or value.startswith("-"):
+            return None  # repeated, empty or option-like: click's rules decide
+        output_dir = value
+        i += 1
+    if not inputs or several_programs(inputs):
+        return None
+    return {**DEFAULTS, "inputs": tuple(inputs), "output_dir": output_dir}
+
+
+def several_programs(inputs: Sequence[str]) -> bool:
+    """Whether INPUTS are programs to build each on its own (in parallel), not
+    SOURCE [EXPORT_HEADER]."""
+    return (len(inputs) > 2 or (len(inputs) == 2 and not inputs[1].endswith(".h"))
+            or (len(inputs) == 1 and os.path.isdir(inputs[0])))
+
+
+def build_options(params: dict[str, Any]) -> BuildOptions:
+    import shlex
+
+    from .build import BuildOptions
+    from .build.targets import resolve_targets
+
+    inputs = params["inputs"]
+    # Several --arch values: the first here; build_targets sets each in turn.
+    target = resolve_targets(params["arch"], params["vmlinux"], params["btf"])[0]
+    return BuildOptions(
+        source=inputs[0], export_header=inputs[1] if len(inputs) > 1 else None,
+        output_dir=params["output_dir"], yaml=params["yaml_"],
+        header_only=params["header_only"], wasm_header=params["wasm_header"],
+        workspace=params["workspace"],
+        cflags=tuple(f for group in params["cflags"] for f in shlex.split(group)),
+        clang=params["clang"], llvm_strip=params["llvm_strip"], bpftool=params["bpftool"],
+        no_package_json=params["no_package_json"], arch=target.arch,
+        vmlinux=target.vmlinux, btf=target.btf, no_doc=params["no_doc"],
+        cache=not params["no_cache"],
+        btfgen=params["btfgen"], btfhub_archive=params["btfhub_archive"],
+        standalone=params["standalone"],
+    )
+
+
+def build_one(params: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """Build (or ``--verify``) one program, for each target arch; ``echo`` prints a line
+    for the user (stderr)."""
+    from . import log
+    from .build.targets import Plan, execute, resolve_targets, verify_error, verify_plan
+    from .errors import EccError
+
+    link_spec = None
+    if params["link"]:
+        from .build.link import link_spec as make_link_spec
+
+        link_spec = make_link_spec(params["link"], params["inputs"])
+    plan = Plan(build_options(params),
+                tuple(resolve_targets(params["arch"], params["vmlinux"], params["btf"])),
+                link_spec, params["report"], params["depfile"])
+    try:
+        if params["verify"]:
+            checked = verify_plan(plan)
+            failure = verify_error(checked)
+            if failure is not None:
+                raise failure
+            echo(f"ecc: verified: {', '.join(checked.compared)} match a fresh build")
+            return
+        results = execute(plan)
+    except EccError as exc:
+        from .doctor import explain_build_failure
+
+        raise explain_build_failure(exc, params["clang"], params["llvm_strip"]) from exc
+    for result in results:
+        if result.diagnostics:
+            echo(result.diagnostics)
+        for warning in result.warnings:
+            echo(f"ecc: warning: {warning}")
+        if params["verbose"]:
+            total = sum(result.timings.values())
+            parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in result.timings.items())
+            log.info("built in %.0f ms (%s)", total * 1000, parts)
+            for path in result.outputs:
+                log.info("wrote %s", path)
+
+
+def echo_err(line: str) -> None:
+    print(line, file=sys.stderr)
