@@ -14,7 +14,8 @@ with the same include folders and vmlinux.h, then `llvm-strip -g`. Against it
                 cold+pch, until the PCH is there)
 - ecc no-cache: `--no-cache`, no precompiled header at all
 
-Runs alternate, so machine noise hits all alike; each figure is a median.
+Runs alternate, so machine noise hits all alike; each time is a median, each
+ratio the median of the rounds' ratios (the ratios of the medians are printed too).
 Then `ecc --help` against `python -c pass`, and all examples built with -j 2
 against -j 1.
 
@@ -49,6 +50,16 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
 
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
+
+
+def paired_ratio(values: list[float], bare: list[float]) -> float:
+    """The median of each round's ratio to that round's bare build.
+
+    The runs of one round follow each other within a second or two, so a slow
+    spell of this shared machine slows both sides of a ratio; a ratio of the
+    two medians can pair a fast bare run with a slow ecc run.
+    """
+    return statistics.median(v / b for v, b in zip(values, bare, strict=True))
 
 
 def main() -> int:
@@ -100,8 +111,12 @@ def main() -> int:
                 results["coldpch"].append(time.perf_counter() - start)
                 results["nocache"].append(timed([*ecc_cmd, "--no-cache"], env))
             b, w, c, n = (median_ms(results[k]) for k in ("bare", "warm", "cold", "nocache"))
+            rw, rc, rn = (paired_ratio(results[k], results["bare"])
+                          for k in ("warm", "cold", "nocache"))
             print(f"{name:<11}{b:>6.0f} ms{w:>6.0f} ms{c:>6.0f} ms{n:>7.0f} ms"
-                  f"{w / b:>11.2f}{c / b:>11.2f}{n / b:>15.2f}")
+                  f"{rw:>11.2f}{rc:>11.2f}{rn:>15.2f}")
+            notes.append(f"{name}: ratios of the medians: warm {w / b:.2f}, cold {c / b:.2f}, "
+                         f"no-cache {n / b:.2f}")
             cold_pch = median_ms(results["coldpch"])
             notes.append(f"{name}: cold+pch {cold_pch:.0f} ms ({cold_pch / b:.2f}x bare), "
                          f"the PCH made in the background after the cold build")
