@@ -13,6 +13,8 @@ with the same include folders and vmlinux.h, then `llvm-strip -g`. Against it
                 and the next run starts when that process is done (also printed:
                 cold+pch, until the PCH is there)
 - ecc no-cache: `--no-cache`, no precompiled header at all
+- floor:        `python -c` that only runs the clang command of a warm build: what
+                no Python front end can beat
 
 Runs alternate, so machine noise hits all alike; each time is a median, each
 ratio the median of the rounds' ratios (the ratios of the medians are printed too).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -60,6 +63,22 @@ def paired_ratio(values: list[float], bare: list[float]) -> float:
     two medians can pair a fast bare run with a slow ecc run.
     """
     return statistics.median(v / b for v, b in zip(values, bare, strict=True))
+
+
+def floor_command(py: str, ecc_cmd: list[str], workspace: Path,
+                  env: dict[str, str]) -> list[str]:
+    """What no Python front end can beat: the interpreter starting, then clang
+    run exactly as a warm ``ecc build`` runs it (argv from ``-v``, in its folder)."""
+    shown = subprocess.run([*ecc_cmd, "-v", "-w", str(workspace)], env=env, check=True,
+                           capture_output=True, text=True).stderr
+    line = next(ln for ln in shown.splitlines() if ln.startswith("ecc: + "))
+    argv = shlex.split(line.removeprefix("ecc: + "))
+    assert "-include-pch" in argv, "the warm build did not use the precompiled header"
+    mirrors = sorted(workspace.glob("src-*"))  # where ecc runs clang (ecc/build/repro.py)
+    cwd = str(mirrors[0]) if mirrors else str(Path(ecc_cmd[4]).parent)
+    code = ("import subprocess, sys; "
+            f"subprocess.run(sys.argv[1:], cwd={cwd!r}, capture_output=True, check=True)")
+    return [py, "-c", code, *argv]
 
 
 def main() -> int:
@@ -99,11 +118,14 @@ def main() -> int:
             ecc_cmd = [py, "-m", "ecc", "build", str(source),
                        *([str(header)] if header.is_file() else []), "-o", str(out)]
             timed(ecc_cmd, env)  # warms the page cache, makes the PCH
+            pch.settle(cache)
+            floor = floor_command(py, ecc_cmd, work / f"{name}-workspace", env)
             results: dict[str, list[float]] = {"bare": [], "warm": [], "cold": [], "nocache": [],
-                                               "coldpch": []}
+                                               "coldpch": [], "floor": []}
             for _ in range(args.runs):
                 results["bare"].append(timed(bare) + timed(strip_cmd))
                 results["warm"].append(timed(ecc_cmd, env))
+                results["floor"].append(timed(floor))
                 shutil.rmtree(cache / "pch", ignore_errors=True)
                 start = time.perf_counter()
                 results["cold"].append(timed(ecc_cmd, env))
@@ -117,6 +139,9 @@ def main() -> int:
                   f"{rw:>11.2f}{rc:>11.2f}{rn:>15.2f}")
             notes.append(f"{name}: ratios of the medians: warm {w / b:.2f}, cold {c / b:.2f}, "
                          f"no-cache {n / b:.2f}")
+            notes.append(f"{name}: floor {median_ms(results['floor']):.0f} ms "
+                         f"({paired_ratio(results['floor'], results['bare']):.2f}x bare): a "
+                         f"Python process that only runs the clang command of a warm build")
             cold_pch = median_ms(results["coldpch"])
             notes.append(f"{name}: cold+pch {cold_pch:.0f} ms ({cold_pch / b:.2f}x bare), "
                          f"the PCH made in the background after the cold build")
