@@ -3,10 +3,11 @@
 The click command (cli.py) parses the options and hands them here as a dict.
 Importing click and the CLI costs a build ~15 ms before clang can start, and
 the common invocation does not need it: ``ecc build SOURCE [HEADER] [-o DIR]``
-(or the bare ``ecc SOURCE ...``). :func:`quick_params` recognises exactly that
-form and gives the dict click would give; launch.py then builds without
-importing click. Anything else (another option, ``--help``, a typo, several
-programs) returns None and goes through click, which also gives the errors.
+(or the bare ``ecc SOURCE ...``), with a few flags such as ``--no-cache``.
+:func:`quick_params` recognises exactly that form and gives the dict click
+would give; launch.py then builds without importing click. Anything else
+(another option, ``--help``, a typo, several programs) returns None and goes
+through click, which also gives the errors.
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _OUTPUT_OPTIONS = ("-o", "--output-dir", "--output-path")
+# Flags the quick path takes too: each only sets its parameter, and none needs
+# anything set up first (-v does: logging).
+_QUICK_FLAGS = {
+    "--no-cache": "no_cache", "--no-doc": "no_doc", "-y": "yaml_", "--yaml": "yaml_",
+    "-n": "no_package_json", "--no-generate-package-json": "no_package_json",
+    "--wasm-header": "wasm_header",
+}
 
 
 def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
     """click's parameters for ``ecc ARGS`` when ARGS build one program with at most
-    an output folder; otherwise None."""
+    an output folder and some flags (``_QUICK_FLAGS``); otherwise None."""
     if not args:
         return None
     if args[0] == "build":
@@ -44,10 +52,15 @@ def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
         return None
     inputs: list[str] = []
     output_dir = None
+    flags: dict[str, bool] = {}
     i = 0
     while i < len(args):
         arg = args[i]
         name, eq, value = arg.partition("=")
+        if arg in _QUICK_FLAGS:
+            flags[_QUICK_FLAGS[arg]] = True
+            i += 1
+            continue
         if name in _OUTPUT_OPTIONS[1:] and eq:
             pass
         elif arg in _OUTPUT_OPTIONS and i + 1 < len(args):
@@ -66,7 +79,7 @@ def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
         i += 1
     if not inputs or several_programs(inputs):
         return None
-    return {**DEFAULTS, "inputs": tuple(inputs), "output_dir": output_dir}
+    return {**DEFAULTS, **flags, "inputs": tuple(inputs), "output_dir": output_dir}
 
 
 def several_programs(inputs: Sequence[str]) -> bool:

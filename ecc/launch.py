@@ -1,6 +1,6 @@
 """The ``ecc`` process (console script and ``python -m ecc``).
 
-``ecc build SOURCE [HEADER] [-o DIR]`` is built without importing click
+``ecc build SOURCE [HEADER] [-o DIR]`` (and a few flags) is built without importing click
 (buildcmd.quick_params says when); everything else goes to the click CLI.
 """
 

@@ -292,6 +292,10 @@ def test_quick_defaults_are_clicks() -> None:
     ["build", "p.bpf.c", "-o", "out"], ["build", "-o", "out", "p.bpf.c", "p.h"],
     ["p.bpf.c", "--output-dir", "out"], ["p.bpf.c", "--output-path=out"], ["p.bpf.c", "-oout"],
     ["p.bpf.c", "-o=out"], ["build", "p.bpf.c", "p.h", "--output-dir=out"],
+    ["build", "p.bpf.c", "--no-cache"], ["build", "--no-doc", "-y", "p.bpf.c", "p.h"],
+    ["p.bpf.c", "-n", "--wasm-header", "--yaml", "-o", "o"],
+    ["p.bpf.c", "--no-cache", "--no-cache"],
+    ["build", "p.bpf.c", "--no-generate-package-json"],
 ])
 def test_quick_params_are_clicks(args: list[str]) -> None:
     from ecc.buildcmd import quick_params
@@ -301,7 +305,9 @@ def test_quick_params_are_clicks(args: list[str]) -> None:
 
 @pytest.mark.parametrize("args", [
     [], ["--help"], ["build"], ["build", "--help"], ["run", "package.json"], ["doctor"],
-    ["build", "-v", "p.bpf.c"], ["build", "p.bpf.c", "--no-cache"], ["build", "a.bpf.c", "b.bpf.c"],
+    ["build", "-v", "p.bpf.c"], ["build", "p.bpf.c", "--arch", "arm64"],
+    ["build", "-yn", "p.bpf.c"],
+    ["build", "p.bpf.c", "--no-cache=1"], ["build", "a.bpf.c", "b.bpf.c"],
     ["build", "p.bpf.c", "p.h", "x.h"], ["build", "p.bpf.c", "-o"], ["build", "p.bpf.c", "-o", "a",
     "-o", "b"], ["build", "p.bpf.c", "--", "p.h"], ["build", "p.bpf.c", "-o", "-v"],
     ["build", "p.bpf.c", "--output-dir="], ["build", "."], ["prog.bpf.o"],
@@ -327,12 +333,12 @@ def test_quick_build_needs_no_click_and_fails_alike(tmp_path: Path, cache_env: P
                                       cwd=tmp_path)
     assert result.returncode == 0 and not imported
     assert (tmp_path / "out" / "package.json").is_file()
-    imported, _ = _imports_click("build", source.name, "--no-doc", cwd=tmp_path)
+    imported, _ = _imports_click("build", source.name, "-a", "-DX=1", cwd=tmp_path)
     assert imported  # any other option: the click command
     # A failure reads the same either way: clang's diagnostics, then the one line.
     source.write_text(source.read_text().replace("e->pid = ", "e->pid = undeclared_thing + "))
     quick = ecc("build", source.name, header.name, cwd=tmp_path)
-    through_click = ecc("build", "--no-cache", source.name, header.name, cwd=tmp_path)
+    through_click = ecc("build", "-a", "-DX=1", source.name, header.name, cwd=tmp_path)
     assert quick.returncode == through_click.returncode == 1
     assert quick.stderr == through_click.stderr
     assert "use of undeclared identifier 'undeclared_thing'" in quick.stderr
