@@ -65,7 +65,7 @@ def paired_ratio(values: list[float], bare: list[float]) -> float:
     return statistics.median(v / b for v, b in zip(values, bare, strict=True))
 
 
-def floor_command(py: str, ecc_cmd: list[str], workspace: Path,
+def floor_command(py: str, ecc_cmd: list[str], source: Path, workspace: Path,
                   env: dict[str, str]) -> list[str]:
     """What no Python front end can beat: the interpreter starting, then clang
     run exactly as a warm ``ecc build`` runs it (argv from ``-v``, in its folder)."""
@@ -75,7 +75,7 @@ def floor_command(py: str, ecc_cmd: list[str], workspace: Path,
     argv = shlex.split(line.removeprefix("ecc: + "))
     assert "-include-pch" in argv, "the warm build did not use the precompiled header"
     mirrors = sorted(workspace.glob("src-*"))  # where ecc runs clang (ecc/build/repro.py)
-    cwd = str(mirrors[0]) if mirrors else str(Path(ecc_cmd[4]).parent)
+    cwd = str(mirrors[0] if mirrors else source.parent)
     code = ("import subprocess, sys; "
             f"subprocess.run(sys.argv[1:], cwd={cwd!r}, capture_output=True, check=True)")
     return [py, "-c", code, *argv]
@@ -119,7 +119,7 @@ def main() -> int:
                        *([str(header)] if header.is_file() else []), "-o", str(out)]
             timed(ecc_cmd, env)  # warms the page cache, makes the PCH
             pch.settle(cache)
-            floor = floor_command(py, ecc_cmd, work / f"{name}-workspace", env)
+            floor = floor_command(py, ecc_cmd, source, work / f"{name}-workspace", env)
             results: dict[str, list[float]] = {"bare": [], "warm": [], "cold": [], "nocache": [],
                                                "coldpch": [], "floor": []}
             for _ in range(args.runs):

@@ -513,10 +513,9 @@ def _build_several(inputs: tuple[str, ...], params: dict[str, Any], jobs: int | 
 
 def parse_build_args(args: Sequence[str]) -> BuildOptions:
     """The BuildOptions that ``ecc build ARGS`` would use (for tests and golden cases)."""
-    ctx = command("build").make_context("build", list(args))
     from .buildcmd import build_options
 
-    return build_options(ctx.params)
+    return build_options(command("build").make_context("build", list(args)).params)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -308,8 +308,9 @@ def test_quick_params_are_clicks(args: list[str]) -> None:
     ["build", "-v", "p.bpf.c"], ["build", "p.bpf.c", "--arch", "arm64"],
     ["build", "-yn", "p.bpf.c"],
     ["build", "p.bpf.c", "--no-cache=1"], ["build", "a.bpf.c", "b.bpf.c"],
-    ["build", "p.bpf.c", "p.h", "x.h"], ["build", "p.bpf.c", "-o"], ["build", "p.bpf.c", "-o", "a",
-    "-o", "b"], ["build", "p.bpf.c", "--", "p.h"], ["build", "p.bpf.c", "-o", "-v"],
+    ["build", "p.bpf.c", "p.h", "x.h"], ["build", "p.bpf.c", "-o"],
+    ["build", "p.bpf.c", "-o", "a", "-o", "b"], ["build", "p.bpf.c", "--", "p.h"],
+    ["build", "p.bpf.c", "-o", "-v"],
     ["build", "p.bpf.c", "--output-dir="], ["build", "."], ["prog.bpf.o"],
 ])
 def test_quick_params_leave_the_rest_to_click(args: list[str]) -> None:

@@ -9,6 +9,7 @@ results (result.py) and the readers are dataclasses, imported while clang runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ from ..errors import BtfError, CompileError, EccError, ElfError
 
 if TYPE_CHECKING:
     from .result import BuildResult as BuildResult
-    from .result import Compiled as Compiled
+    from .result import Compiled
 
 
 class BuildOptions(NamedTuple):
@@ -48,11 +49,11 @@ class BuildOptions(NamedTuple):
 
 
 def __getattr__(name: str) -> Any:
-    # BuildResult and Compiled live in result.py (dataclasses): imported on first use.
-    if name in ("BuildResult", "Compiled"):
-        from . import result
+    # BuildResult lives in result.py (a dataclass): imported on first use.
+    if name == "BuildResult":
+        from .result import BuildResult
 
-        return getattr(result, name)
+        return BuildResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -327,11 +328,11 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
         # Made after clang is done (after the whole build, given ``deferred``), so that
         # it does not slow this build down: the next build gets it, and this one's
         # object is the same as with it.
-        maker = entry
+        start = functools.partial(pch.start_making, clang, entry)
         if deferred is None:
-            pch.start_making(clang, maker)
+            start()
         else:
-            deferred.append(lambda: pch.start_making(clang, maker))
+            deferred.append(start)
     timer.lap("clang")
     obj_bytes = cc.strip_debug(llvm_strip, raw_obj, final_obj)
     try:

@@ -47,7 +47,7 @@ def options_for(source: str, template: BuildOptions, several: bool) -> BuildOpti
     if output is not None and several:
         output = os.path.join(output, stem)  # one package.json per program
     return template._replace(source=source, output_dir=output,
-                               export_header=header if os.path.isfile(header) else None)
+                             export_header=header if os.path.isfile(header) else None)
 
 
 def build_many(sources: Sequence[str], template: BuildOptions, jobs: int,

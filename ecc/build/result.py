@@ -25,7 +25,6 @@ class BuildResult:
     commands: list[dict[str, Any]] = field(default_factory=list)
 
 
-
 @dataclass
 class Compiled:
     object_bytes: bytes             # stripped of DWARF

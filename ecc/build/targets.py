@@ -84,8 +84,7 @@ def build_targets(template: BuildOptions, targets: Sequence[Target], *,
     root = template.output_dir or os.path.dirname(os.path.abspath(first))
     results = []
     for target in targets:
-        opts = template._replace(arch=target.arch, vmlinux=target.vmlinux,
-                                   btf=target.btf)
+        opts = template._replace(arch=target.arch, vmlinux=target.vmlinux, btf=target.btf)
         if several:
             opts = opts._replace(output_dir=os.path.join(root, target.arch or ""))
         if link is not None:
