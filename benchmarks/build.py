@@ -27,6 +27,7 @@ against -j 1.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shlex
 import shutil
@@ -72,12 +73,16 @@ def floor_command(py: str, ecc_cmd: list[str], source: Path, workspace: Path,
     shown = subprocess.run([*ecc_cmd, "-v", "-w", str(workspace)], env=env, check=True,
                            capture_output=True, text=True).stderr
     line = next(ln for ln in shown.splitlines() if ln.startswith("ecc: + "))
-    argv = shlex.split(line.removeprefix("ecc: + "))
+    words = shlex.split(line.removeprefix("ecc: + "))
+    # The line starts with the variables ecc adds to clang's environment.
+    added = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w, words))
+    argv = words[len(added):]
     assert "-include-pch" in argv, "the warm build did not use the precompiled header"
     mirrors = sorted(workspace.glob("src-*"))  # where ecc runs clang (ecc/build/repro.py)
     cwd = str(mirrors[0] if mirrors else source.parent)
-    code = ("import subprocess, sys; "
-            f"subprocess.run(sys.argv[1:], cwd={cwd!r}, capture_output=True, check=True)")
+    code = ("import os, subprocess, sys; "
+            f"subprocess.run(sys.argv[1:], cwd={cwd!r}, env={{**os.environ, **{added!r}}}, "
+            "capture_output=True, check=True)")
     return [py, "-c", code, *argv]
 
 

@@ -9,7 +9,7 @@ them to, and importing logging (a few ms) would only slow a build down.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -20,12 +20,15 @@ def info(message: str, *args: Any) -> None:
 
 
 class Command:
-    """An argv that logs as a shell line; quoted only when a message is made of it."""
+    """An argv, after the variables it adds to the environment, that logs as a
+    shell line; quoted only when a message is made of it."""
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         self.argv = argv
+        self.env = env or {}
 
     def __str__(self) -> str:
         import shlex
 
-        return shlex.join(self.argv)
+        assignments = [f"{name}={shlex.quote(value)}" for name, value in self.env.items()]
+        return " ".join([*assignments, shlex.join(self.argv)])

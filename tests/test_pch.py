@@ -251,3 +251,41 @@ def test_library_build_leaves_no_child_behind(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "ResourceWarning" not in result.stderr
     assert pch.settle(tmp_path / "c")  # and the PCH was made all the same
+
+
+def test_clang_env_puts_the_users_tunables_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecc.build.tools import CLANG_TUNABLES, clang_env
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    assert clang_env() == {"GLIBC_TUNABLES": CLANG_TUNABLES}
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0")
+    # glibc applies them in order, so the user's own setting wins.
+    assert clang_env() == {"GLIBC_TUNABLES": f"{CLANG_TUNABLES}:glibc.malloc.hugetlb=0"}
+
+
+@requires_clang
+@pytest.mark.parametrize("warm", [False, True], ids=["no-pch", "pch"])
+def test_allocator_settings_leave_the_object_unchanged(tmp_path: Path, fresh_cache: Path,
+                                                        warm: bool) -> None:
+    """clang runs with glibc malloc tunables (tools.clang_env); the same command
+    without them gives the same object, once stripped and its BTF put in canonical
+    order (a PCH build's raw BTF order varies from run to run, see below)."""
+    import subprocess
+
+    from ecc.build.strip import strip_debug
+
+    if warm:
+        _build(tmp_path / "first")
+        pch.settle(fresh_cache)
+    workspace = tmp_path / "ws"
+    result = build(BuildOptions(source=str(BOOTSTRAP / "bootstrap.bpf.c"),
+                                output_dir=str(tmp_path / "out"), workspace=str(workspace)))
+    clang = next(c for c in result.commands if c["what"].startswith("compiling"))
+    assert clang["env"]["GLIBC_TUNABLES"].startswith("glibc.malloc.hugetlb=1")
+    assert _used_pch(result) == warm
+    argv = list(clang["argv"])
+    argv[argv.index("-o") + 1] = str(tmp_path / "plain.o")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    subprocess.run(argv, cwd=clang["cwd"], env=env, check=True, capture_output=True)
+    plain = strip_debug((tmp_path / "plain.o").read_bytes(), canonical_btf=True)
+    assert plain == result.object_bytes

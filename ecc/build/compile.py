@@ -101,7 +101,8 @@ def clang_argv(clang: str, req: CompileRequest, sysinc: Sequence[str]) -> list[s
 
 def start_compile(clang: str, req: CompileRequest, *, display_name: str) -> tools.Running:
     argv = clang_argv(clang, req, system_include_dirs(clang))
-    return tools.start(argv, what=f"compiling {display_name}", cwd=req.cwd, check=False)
+    return tools.start(argv, what=f"compiling {display_name}", cwd=req.cwd, check=False,
+                       env=tools.clang_env())
 
 
 def finish_compile(running: tools.Running, req: CompileRequest, *, display_name: str) -> str:

@@ -171,7 +171,7 @@ def make(clang: str, entry: PchEntry) -> None:
     tmp = entry.folder / f"prefix.h.pch.{os.getpid()}.tmp"
     try:
         tools.run([clang, *entry.flags, "-x", "c-header", str(entry.header), "-o", str(tmp)],
-                  what="precompiling the vmlinux.h prefix")
+                  what="precompiling the vmlinux.h prefix", env=tools.clang_env())
         os.replace(tmp, entry.pch)
         (entry.folder / FAILED).unlink(missing_ok=True)
     except (OSError, EccError) as exc:

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -55,6 +55,22 @@ def find_tool(name: str, explicit: str | None = None) -> str:
     )
 
 
+# For clang, glibc's allocator backs the heap with transparent huge pages and
+# grows it 32 MiB at a time. clang takes ~140 MB in small steps, and faulting
+# those pages in was a tenth of a build: with these, a warm build's clang is
+# ~9% faster, a cold one's ~10% (measured with perf and an A/B of the same
+# command). The object is byte-identical. Where THP is off or glibc is older
+# than 2.35 the settings are ignored; the user's own GLIBC_TUNABLES come after
+# ours, so theirs win.
+CLANG_TUNABLES = "glibc.malloc.hugetlb=1:glibc.malloc.top_pad=33554432"
+
+
+def clang_env() -> dict[str, str]:
+    """The variables to add to the environment of a clang run."""
+    own = os.environ.get("GLIBC_TUNABLES")
+    return {"GLIBC_TUNABLES": f"{CLANG_TUNABLES}:{own}" if own else CLANG_TUNABLES}
+
+
 # Commands run inside ``recording()``, for the build report (report.py). A context
 # variable, so that builds in parallel threads (-j) each keep their own list.
 _RECORD: ContextVar[list[dict[str, Any]] | None] = ContextVar("ecc_commands", default=None)
@@ -75,17 +91,20 @@ class Running:
     """A tool started in the background, so Python work can overlap with it."""
 
     def __init__(self, argv: Sequence[str], *, what: str, input_bytes: bytes | None,
-                 cwd: str | None, check: bool) -> None:
+                 cwd: str | None, check: bool, env: Mapping[str, str] | None = None) -> None:
         self.argv = list(argv)
         self.what = what
         self.check = check
+        self.env = dict(env or {})
+        self.cwd = cwd
         self._input = input_bytes
         self._record = _RECORD.get()
-        log.info("+ %s", log.Command(self.argv))
+        log.info("+ %s", log.Command(self.argv, self.env))
         self._start = time.perf_counter()
         try:
             self._proc = subprocess.Popen(
-                self.argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                self.argv, cwd=cwd, env={**os.environ, **self.env} if self.env else None,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
             )
         except OSError as exc:
@@ -98,8 +117,9 @@ class Running:
         log.info("  (%s took %.3f s)", os.path.basename(self.argv[0]), seconds)
         result = Result(self._proc.returncode, stdout, stderr, seconds)
         if self._record is not None:
-            self._record.append({"what": self.what, "argv": self.argv,
-                                 "exit": result.returncode, "seconds": round(seconds, 4)})
+            self._record.append({"what": self.what, "argv": self.argv, "env": self.env,
+                                 "cwd": self.cwd, "exit": result.returncode,
+                                 "seconds": round(seconds, 4)})
         if self.check and result.returncode != 0:
             detail = stderr.decode(errors="replace").strip() or stdout.decode(
                 errors="replace").strip()
@@ -114,8 +134,10 @@ class Running:
 
 
 def start(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
-          cwd: str | None = None, check: bool = True) -> Running:
-    return Running(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check)
+          cwd: str | None = None, check: bool = True,
+          env: Mapping[str, str] | None = None) -> Running:
+    """Start a tool; ``env`` holds variables to add to ours."""
+    return Running(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check, env=env)
 
 
 def detach(argv: Sequence[str], *, what: str, cwd: str, pass_fds: Sequence[int] = ()) -> None:
@@ -134,6 +156,8 @@ def detach(argv: Sequence[str], *, what: str, cwd: str, pass_fds: Sequence[int] 
 
 
 def run(argv: Sequence[str], *, what: str, input_bytes: bytes | None = None,
-        cwd: str | None = None, check: bool = True) -> Result:
+        cwd: str | None = None, check: bool = True,
+        env: Mapping[str, str] | None = None) -> Result:
     """Run a tool, log it under -v with its time, and raise CompileError when it fails."""
-    return start(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check).wait()
+    return start(argv, what=what, input_bytes=input_bytes, cwd=cwd, check=check,
+                 env=env).wait()
