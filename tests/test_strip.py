@@ -98,6 +98,14 @@ def unstripped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     return {e: (workspace / f"{e}.unstripped.o").read_bytes() for e in EXAMPLES}
 
 
+def links(data: bytes) -> dict[str, str]:
+    """Each section that links to another, by the names of both."""
+    elf = ELFFile(io.BytesIO(data))
+    names = [s.name for s in elf.iter_sections()]
+    return {sec.name: names[sec["sh_link"]] for sec in elf.iter_sections()
+            if sec["sh_link"] and not sec.name.startswith((".debug", ".rel.debug"))}
+
+
 def llvm_strip(data: bytes, tmp: Path) -> bytes:
     (tmp / "in.o").write_bytes(data)
     subprocess.run([LLVM_STRIP, "-g", str(tmp / "in.o"), "-o", str(tmp / "out.o")], check=True)
@@ -112,6 +120,9 @@ def test_same_object_as_llvm_strip(example: str, unstripped: dict[str, bytes],
     ours, theirs = strip_debug(raw), llvm_strip(raw, tmp_path)
     assert describe(ours) == describe(theirs)
     assert addrsig(ours) == addrsig(raw) and addrsig(raw)
+    # Every sh_link names the same section as in clang's object (llvm-strip 19
+    # zeroes .llvm_addrsig's; a stale index would point past the last section).
+    assert links(ours) == links(raw)
     # No bigger than llvm-strip's, but for a string table it does not pack.
     assert len(ours) <= len(theirs) + 256
     names = [s.name for s in read_object(ours).sections]

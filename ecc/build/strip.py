@@ -93,6 +93,8 @@ def _strip(data: bytes, canonical_btf: bool) -> bytes:
     kept = [s for s in sections if s.index not in removed]
     new_index = {s.index: i for i, s in enumerate(kept)}
     for sec in kept:
+        if sec.fields[6] >= e_shnum:
+            raise ElfError(f"{sec.name} links to section {sec.fields[6]}, which does not exist")
         if sec.fields[6] in removed:
             raise StripUnsupported(f"{sec.name} links to a removed section")
     if canonical_btf:
@@ -146,8 +148,9 @@ def _strip(data: bytes, canonical_btf: bool) -> bytes:
             sec.data = _renumber_relocations(sec, order, sym_map)
         elif sec.type == SHT_LLVM_ADDRSIG:
             sec.data = _renumber_addrsig(sec.data, sym_map)
-        if sec.type in (SHT_REL, SHT_RELA) or sec is symtab:
-            sec.fields[6] = new_index[sec.fields[6]]
+        # sh_link is a section index in every type that uses it (.symtab's string
+        # table, a relocation's symbol table, .llvm_addrsig's symbol table).
+        sec.fields[6] = new_index[sec.fields[6]]
         if sec.type in (SHT_REL, SHT_RELA):
             if sec.fields[7] >= e_shnum:
                 raise ElfError(f"{sec.name} applies to section {sec.fields[7]}, "
