@@ -263,29 +263,42 @@ def test_clang_env_puts_the_users_tunables_last(monkeypatch: pytest.MonkeyPatch)
     assert clang_env() == {"GLIBC_TUNABLES": f"{CLANG_TUNABLES}:glibc.malloc.hugetlb=0"}
 
 
+def _spec_command(result: BuildResult, output: Path) -> tuple[list[str], dict[str, str], str]:
+    """The build's clang command as the spec gives it (package-format.md section 7):
+    without the glibc tunables (tools.clang_env) and ``-gdwarf-4`` (compile.py)."""
+    clang = next(c for c in result.commands if c["what"].startswith("compiling"))
+    assert clang["env"]["GLIBC_TUNABLES"].startswith("glibc.malloc.hugetlb=1")
+    assert "-gdwarf-4" in clang["argv"]
+    argv = [a for a in clang["argv"] if a != "-gdwarf-4"]
+    argv[argv.index("-o") + 1] = str(output)
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    return argv, env, clang["cwd"]
+
+
+EXAMPLE_SOURCES = sorted((EXAMPLES).glob("*/*.bpf.c"))
+
+
 @requires_clang
-@pytest.mark.parametrize("warm", [False, True], ids=["no-pch", "pch"])
-def test_allocator_settings_leave_the_object_unchanged(tmp_path: Path, fresh_cache: Path,
-                                                        warm: bool) -> None:
-    """clang runs with glibc malloc tunables (tools.clang_env); the same command
-    without them gives the same object, once stripped and its BTF put in canonical
-    order (a PCH build's raw BTF order varies from run to run, see below)."""
+@pytest.mark.parametrize("source", [*EXAMPLE_SOURCES, "warm"],
+                         ids=[*(p.stem.removesuffix(".bpf") for p in EXAMPLE_SOURCES), "pch"])
+def test_speed_settings_leave_the_object_unchanged(tmp_path: Path, fresh_cache: Path,
+                                                   source: Path | str) -> None:
+    """The same command without them gives the same object, once stripped and its
+    BTF put in canonical order (a PCH build's raw BTF order varies from run to run:
+    test_pch_builds_are_reproducible): only the DWARF differs, and it is stripped."""
     import subprocess
 
     from ecc.build.strip import strip_debug
 
-    if warm:
+    warm = source == "warm"
+    if warm:  # a first build makes the PCH the second one uses
         _build(tmp_path / "first")
         pch.settle(fresh_cache)
-    workspace = tmp_path / "ws"
-    result = build(BuildOptions(source=str(BOOTSTRAP / "bootstrap.bpf.c"),
-                                output_dir=str(tmp_path / "out"), workspace=str(workspace)))
-    clang = next(c for c in result.commands if c["what"].startswith("compiling"))
-    assert clang["env"]["GLIBC_TUNABLES"].startswith("glibc.malloc.hugetlb=1")
+    program = BOOTSTRAP / "bootstrap.bpf.c" if warm else Path(source)
+    result = build(BuildOptions(source=str(program), output_dir=str(tmp_path / "out"),
+                                workspace=str(tmp_path / "ws")))
     assert _used_pch(result) == warm
-    argv = list(clang["argv"])
-    argv[argv.index("-o") + 1] = str(tmp_path / "plain.o")
-    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
-    subprocess.run(argv, cwd=clang["cwd"], env=env, check=True, capture_output=True)
-    plain = strip_debug((tmp_path / "plain.o").read_bytes(), canonical_btf=True)
-    assert plain == result.object_bytes
+    argv, env, cwd = _spec_command(result, tmp_path / "spec.o")
+    subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
+    assert strip_debug((tmp_path / "spec.o").read_bytes(), canonical_btf=True) == \
+        result.object_bytes
