@@ -298,3 +298,26 @@ def test_json_difference_names_paths() -> None:
     ]
     assert describe_difference("package.json", b'{"a": 1}', b'{ "a": 1 }') == [
         "same content, different bytes (formatting)"]
+
+
+def test_digest_is_remembered_only_for_settled_files(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """-j builds share a vmlinux.h digest. A file changed in the last two seconds is
+    hashed again, and so is one rewritten since, even with its mtime put back."""
+    import os
+    import time
+
+    from ecc.build import provenance
+
+    header = tmp_path / "vmlinux.h"
+    header.write_text("one\n")
+    os.utime(header, ns=(0, 10**18))  # an old mtime, as `cp -p` leaves; the ctime is now
+    assert provenance.digest(str(header)) == hashlib.sha256(b"one\n").hexdigest()
+    assert str(header) not in provenance._MEMO
+    monkeypatch.setattr(provenance, "_SETTLED_NS", -(10**19))  # as if two seconds had passed
+    assert provenance.digest(str(header)) == hashlib.sha256(b"one\n").hexdigest()
+    assert str(header) in provenance._MEMO
+    time.sleep(0.05)  # past the file system clock's tick
+    header.write_text("two\n")  # the same size and mtime: only the ctime tells
+    os.utime(header, ns=(0, 10**18))
+    assert provenance.digest(str(header)) == hashlib.sha256(b"two\n").hexdigest()
