@@ -1,13 +1,14 @@
-"""``ecc build`` of one program, below the click layer; and its quick start.
+"""``ecc build`` below the click layer (one program, or several at once); and its
+quick start.
 
 The click command (cli.py) parses the options and hands them here as a dict.
 Importing click and the CLI costs a build ~15 ms before clang can start, and
-the common invocation does not need it: ``ecc build SOURCE [HEADER] [-o DIR]``
-(or the bare ``ecc SOURCE ...``), with a few flags such as ``--no-cache``.
-:func:`quick_params` recognises exactly that form and gives the dict click
-would give; launch.py then builds without importing click. Anything else
-(another option, ``--help``, a typo, several programs) returns None and goes
-through click, which also gives the errors.
+the common invocations do not need it: ``ecc build SOURCE [HEADER] [-o DIR]``
+(or the bare ``ecc SOURCE ...``) and ``ecc build A.bpf.c B.bpf.c|DIR [-j N]``,
+with a few flags such as ``--no-cache``. :func:`quick_params` recognises
+exactly those forms and gives the dict click would give; launch.py then builds
+without importing click. Anything else (another option, ``--help``, a typo)
+returns None and goes through click, which also gives the errors.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _OUTPUT_OPTIONS = ("-o", "--output-dir", "--output-path")
+_JOBS_OPTIONS = ("-j", "--jobs")
 # Flags the quick path takes too: each only sets its parameter, and none needs
 # anything set up first (-v does: logging).
 _QUICK_FLAGS = {
@@ -42,8 +44,8 @@ _QUICK_FLAGS = {
 
 
 def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
-    """click's parameters for ``ecc ARGS`` when ARGS build one program with at most
-    an output folder and some flags (``_QUICK_FLAGS``); otherwise None."""
+    """click's parameters for ``ecc ARGS`` when ARGS build one program or several, with
+    at most an output folder, ``-j`` and some flags (``_QUICK_FLAGS``); otherwise None."""
     if not args:
         return None
     if args[0] == "build":
@@ -51,35 +53,48 @@ def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
     elif not args[0].endswith(".c"):  # a command, an option, or a source click must judge
         return None
     inputs: list[str] = []
-    output_dir = None
+    values: dict[str, str] = {}     # "output_dir", "jobs": the options with a value
     flags: dict[str, bool] = {}
     i = 0
     while i < len(args):
         arg = args[i]
-        name, eq, value = arg.partition("=")
         if arg in _QUICK_FLAGS:
             flags[_QUICK_FLAGS[arg]] = True
             i += 1
             continue
-        if name in _OUTPUT_OPTIONS[1:] and eq:
-            pass
-        elif arg in _OUTPUT_OPTIONS and i + 1 < len(args):
-            i, value = i + 1, args[i + 1]
-        elif arg.startswith("-o") and len(arg) > 2:
-            value = arg[2:]
-        elif not arg.startswith("-") and arg:
+        option = _option_value(args, i)
+        if option is None:
+            if arg.startswith("-") or not arg:
+                return None
             inputs.append(arg)
             i += 1
             continue
-        else:
-            return None
-        if output_dir is not None or not value or value.startswith("-"):
+        param, value, i = option
+        if param in values or not value or value.startswith("-"):
             return None  # repeated, empty or option-like: click's rules decide
-        output_dir = value
-        i += 1
-    if not inputs or several_programs(inputs):
+        values[param] = value
+    if not inputs:
         return None
-    return {**DEFAULTS, **flags, "inputs": tuple(inputs), "output_dir": output_dir}
+    jobs = values.get("jobs")
+    if jobs is not None and not (jobs.isdecimal() and jobs.isascii() and int(jobs) >= 1):
+        return None  # click says what is wrong with it
+    return {**DEFAULTS, **flags, "inputs": tuple(inputs), "output_dir": values.get("output_dir"),
+            "jobs": int(jobs) if jobs is not None else None}
+
+
+def _option_value(args: Sequence[str], i: int) -> tuple[str, str, int] | None:
+    """``-o DIR``, ``-oDIR``, ``--output-dir[=]DIR``, ``-j N`` ... at ``args[i]``: the
+    parameter, its value and where the next argument is; None for anything else."""
+    arg = args[i]
+    name, eq, value = arg.partition("=")
+    for param, options in (("output_dir", _OUTPUT_OPTIONS), ("jobs", _JOBS_OPTIONS)):
+        if name in options[1:] and eq:
+            return param, value, i + 1
+        if arg in options:
+            return (param, args[i + 1], i + 2) if i + 1 < len(args) else None
+        if arg.startswith(options[0]) and len(arg) > 2:
+            return param, arg[2:], i + 1
+    return None
 
 
 def several_programs(inputs: Sequence[str]) -> bool:
@@ -152,6 +167,40 @@ def build_one(params: dict[str, Any], echo: Callable[[str], None]) -> None:
             log.info("built in %.0f ms (%s)", total * 1000, parts)
             for path in result.outputs:
                 log.info("wrote %s", path)
+
+
+def build_several(params: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """Each program on its own, ``-j`` at once: a status line per program as it
+    finishes, then a summary; exit 1 if any failed."""
+    import time
+
+    from .build.batch import Outcome, build_many, expand_sources
+    from .build.targets import check_batch, write_batch_files
+
+    check_batch(params["arch"], params["verify"])
+    sources = expand_sources(params["inputs"])
+    template = build_options({**params, "inputs": (sources[0],)})
+    width = max(len(s) for s in sources)
+
+    def report(outcome: Outcome) -> None:
+        if outcome.error is not None:
+            if outcome.error.details:
+                echo(outcome.error.details)
+            echo(f"  FAIL {outcome.source:<{width}}  {outcome.error}")
+        else:
+            assert outcome.result is not None
+            for warning in outcome.result.warnings:
+                echo(f"ecc: warning: {warning}")
+            echo(f"  ok   {outcome.source:<{width}}  {outcome.seconds * 1000:6.0f} ms")
+
+    start = time.perf_counter()
+    outcomes = build_many(sources, template, params["jobs"] or os.cpu_count() or 1, report)
+    write_batch_files(outcomes, params["report"], params["depfile"], start)
+    failed = sum(1 for o in outcomes if o.error is not None)
+    echo(f"ecc: built {len(outcomes) - failed} of {len(outcomes)} programs in "
+         f"{time.perf_counter() - start:.2f} s" + (f"; {failed} failed" if failed else ""))
+    if failed:
+        raise SystemExit(1)
 
 
 def echo_err(line: str) -> None:

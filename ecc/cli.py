@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -171,10 +170,10 @@ def _cmd_build() -> click.Command:
         if docker:
             _build_in_container(inputs, params)
             return
-        from .buildcmd import build_one, several_programs
+        from .buildcmd import build_one, build_several, several_programs
 
         if not link and several_programs(inputs):
-            _build_several(inputs, params, jobs)
+            build_several(params, _echo_err)
             return
         build_one(params, _echo_err)
     return build
@@ -474,41 +473,6 @@ def _build_in_container(inputs: tuple[str, ...], params: dict[str, Any]) -> None
     status = build_in_container(inputs, values, options, _echo_err)
     if status:
         raise SystemExit(status)
-
-
-def _build_several(inputs: tuple[str, ...], params: dict[str, Any], jobs: int | None) -> None:
-    """One status line per program as it finishes, then a summary; exit 1 if any failed."""
-    from .build.batch import Outcome, build_many, expand_sources
-    from .build.targets import check_batch, write_batch_files
-
-    check_batch(params["arch"], params["verify"])
-    sources = expand_sources(inputs)
-    from .buildcmd import build_options
-
-    template = build_options({**params, "inputs": (sources[0],)})
-    width = max(len(s) for s in sources)
-
-    def report(outcome: Outcome) -> None:
-        if outcome.error is not None:
-            if outcome.error.details:
-                click.echo(outcome.error.details, err=True)
-            click.echo(f"  FAIL {outcome.source:<{width}}  {outcome.error}", err=True)
-        else:
-            assert outcome.result is not None
-            for warning in outcome.result.warnings:
-                click.echo(f"ecc: warning: {warning}", err=True)
-            click.echo(f"  ok   {outcome.source:<{width}}  {outcome.seconds * 1000:6.0f} ms",
-                       err=True)
-
-    start = time.perf_counter()
-    outcomes = build_many(sources, template, jobs or os.cpu_count() or 1, report)
-    write_batch_files(outcomes, params["report"], params["depfile"], start)
-    failed = sum(1 for o in outcomes if o.error is not None)
-    click.echo(f"ecc: built {len(outcomes) - failed} of {len(outcomes)} programs in "
-               f"{time.perf_counter() - start:.2f} s" + (f"; {failed} failed" if failed else ""),
-               err=True)
-    if failed:
-        raise SystemExit(1)
 
 
 def parse_build_args(args: Sequence[str]) -> BuildOptions:

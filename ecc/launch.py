@@ -1,7 +1,8 @@
 """The ``ecc`` process (console script and ``python -m ecc``).
 
-``ecc build SOURCE [HEADER] [-o DIR]`` (and a few flags) is built without importing click
-(buildcmd.quick_params says when); everything else goes to the click CLI.
+``ecc build SOURCE [HEADER] [-o DIR]`` and ``ecc build A.bpf.c B.bpf.c [-j N]`` (and a few
+flags) are built without importing click (buildcmd.quick_params says when); everything else
+goes to the click CLI.
 """
 
 from __future__ import annotations
@@ -52,13 +53,16 @@ def run(args: Sequence[str]) -> None:
 
         main(args)
         return
-    from .buildcmd import build_one, echo_err
+    from .buildcmd import build_one, build_several, echo_err, several_programs
 
-    # A build is a short process whose objects are freed by their reference counts;
-    # the cycle collector would run ~30 times in it (~5 ms) to find a few hundred.
-    gc.disable()
     try:
-        build_one(params, echo_err)
+        if several_programs(params["inputs"]):
+            build_several(params, echo_err)  # as long as the user likes: the collector stays
+        else:
+            # A build is a short process whose objects are freed by their reference counts;
+            # the cycle collector would run ~30 times in it (~5 ms) to find a few hundred.
+            gc.disable()
+            build_one(params, echo_err)
     except EccError as exc:
         report_error(exc, args)
     except KeyboardInterrupt:

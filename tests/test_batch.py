@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,17 +35,39 @@ def test_unusable_durations_are_ignored(tmp_path: Path, monkeypatch: pytest.Monk
     assert load_durations() == {}
 
 
+def _ecc(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "ecc", *args],
+                          capture_output=True, text=True,
+                          env=dict(os.environ, ECC_CACHE_DIR=str(cache)), check=False)
+
+
+def _shown(result: subprocess.CompletedProcess[str]) -> tuple[bool, list[str]]:
+    """Whether click was imported, and the lines for the user, times as N."""
+    lines = result.stderr.splitlines()
+    click = any(ln.split("|")[-1].strip() == "click" for ln in lines
+                if ln.startswith("import time:"))
+    return click, [re.sub(r"\d+(\.\d+)?( m?s)", r"N\2", ln) for ln in lines
+                   if not ln.startswith("import time:")]
+
+
 @requires_clang
 def test_batch_records_build_times_for_the_next_order(tmp_path: Path) -> None:
+    """Also: `ecc build A B -j 2` builds without importing click, and says the same
+    as through the click command."""
+    from ecc.build.compile import host_arch
+
     cache = tmp_path / "cache"
     broken = tmp_path / "broken" / "broken.bpf.c"
     broken.parent.mkdir()
     broken.write_text("int x = ;\n")
     sources = [EXAMPLES / "xdp" / "xdp.bpf.c", EXAMPLES / "tc" / "tc.bpf.c", broken]
-    run = subprocess.run([sys.executable, "-m", "ecc", "build", *map(str, sources), "-o",
-                          str(tmp_path / "out"), "-j", "2"], capture_output=True, text=True,
-                         env=dict(os.environ, ECC_CACHE_DIR=str(cache)), check=False)
-    assert run.returncode == 1
+    run = _ecc("build", *map(str, sources), "-o", str(tmp_path / "out"), "-j", "2",
+               cache=cache)
+    through_click = _ecc("build", *map(str, sources), "-o", str(tmp_path / "out2"),
+                         "-j", "2", "--arch", host_arch(), cache=tmp_path / "cache2")
+    assert _shown(run)[0] is False and _shown(through_click)[0] is True
+    assert sorted(_shown(run)[1]) == sorted(_shown(through_click)[1])
+    assert run.returncode == through_click.returncode == 1
     assert "ecc: built 2 of 3 programs in" in run.stderr and "; 1 failed" in run.stderr
     assert [ln.split()[0] for ln in run.stderr.splitlines() if ln.startswith("  ")
             and ln.split()[0] in ("ok", "FAIL")].count("ok") == 2

@@ -296,6 +296,9 @@ def test_quick_defaults_are_clicks() -> None:
     ["p.bpf.c", "-n", "--wasm-header", "--yaml", "-o", "o"],
     ["p.bpf.c", "--no-cache", "--no-cache"],
     ["build", "p.bpf.c", "--no-generate-package-json"],
+    ["build", "a.bpf.c", "b.bpf.c"], ["build", "."], ["build", "p.bpf.c", "p.h", "x.h"],
+    ["build", "a.bpf.c", "b.bpf.c", "-j", "2"], ["build", "-j2", "."], ["p.bpf.c", "-j", "1"],
+    ["build", "--jobs=3", "a.bpf.c", "b.bpf.c", "-o", "out"], ["build", "x", "--jobs", "12"],
 ])
 def test_quick_params_are_clicks(args: list[str]) -> None:
     from ecc.buildcmd import quick_params
@@ -307,11 +310,13 @@ def test_quick_params_are_clicks(args: list[str]) -> None:
     [], ["--help"], ["build"], ["build", "--help"], ["run", "package.json"], ["doctor"],
     ["build", "-v", "p.bpf.c"], ["build", "p.bpf.c", "--arch", "arm64"],
     ["build", "-yn", "p.bpf.c"],
-    ["build", "p.bpf.c", "--no-cache=1"], ["build", "a.bpf.c", "b.bpf.c"],
-    ["build", "p.bpf.c", "p.h", "x.h"], ["build", "p.bpf.c", "-o"],
+    ["build", "p.bpf.c", "--no-cache=1"], ["build", "p.bpf.c", "-o"],
     ["build", "p.bpf.c", "-o", "a", "-o", "b"], ["build", "p.bpf.c", "--", "p.h"],
     ["build", "p.bpf.c", "-o", "-v"],
-    ["build", "p.bpf.c", "--output-dir="], ["build", "."], ["prog.bpf.o"],
+    ["build", "p.bpf.c", "--output-dir="], ["prog.bpf.o"], [".", "-j", "2"],
+    ["build", ".", "-j", "0"], ["build", ".", "-j", "two"], ["build", ".", "-j"],
+    ["build", ".", "-j", "1", "-j", "2"], ["build", ".", "--jobs="], ["build", ".", "-j", "-1"],
+    ["build", ".", "--link", "x"],
 ])
 def test_quick_params_leave_the_rest_to_click(args: list[str]) -> None:
     from ecc.buildcmd import quick_params
