@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .build import BuildOptions
 
 # Every parameter of `ecc build` at its default, as click fills them in
-# (tests/unit/test_buildcmd.py checks that these are click's own).
+# (tests/test_cli.py, test_quick_defaults_are_clicks, checks that these are click's own).
 DEFAULTS: dict[str, Any] = {
     "output_dir": None, "verbose": False, "yaml_": False, "header_only": False,
     "wasm_header": False, "workspace": None, "cflags": (), "clang": None, "llvm_strip": None,

@@ -275,7 +275,7 @@ def _spec_command(result: BuildResult, output: Path) -> tuple[list[str], dict[st
     return argv, env, clang["cwd"]
 
 
-EXAMPLE_SOURCES = sorted((EXAMPLES).glob("*/*.bpf.c"))
+EXAMPLE_SOURCES = sorted(EXAMPLES.glob("*/*.bpf.c"))
 
 
 @requires_clang

@@ -7,7 +7,6 @@ it, when there is one (the same rule as the container image).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -97,21 +96,17 @@ def longest_first(sources: Sequence[str], last: Mapping[str, float]) -> list[str
 
 
 def load_durations() -> dict[str, float]:
-    from .cache import cache_dir
+    from .cache import cache_dir, read_json
 
-    try:
-        data = json.loads((cache_dir() / DURATIONS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
+    data = read_json(cache_dir() / DURATIONS_FILE)
+    if not isinstance(data, dict):  # also when unreadable
         return {}
     return {k: float(v) for k, v in data.items()
             if isinstance(k, str) and isinstance(v, (int, float)) and v >= 0}
 
 
 def save_durations(last: Mapping[str, float], outcomes: Sequence[Outcome]) -> None:
-    from ..package import write_atomic
-    from .cache import cache_dir
+    from .cache import cache_dir, write_json
 
     merged = dict(last)
     for outcome in outcomes:
@@ -119,10 +114,4 @@ def save_durations(last: Mapping[str, float], outcomes: Sequence[Outcome]) -> No
         merged.pop(path, None)  # re-inserted last: the dict keeps the latest at its end
         if outcome.result is not None:
             merged[path] = round(outcome.seconds, 4)
-    kept = dict(list(merged.items())[-_KEEP:])
-    try:
-        folder = cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(str(folder / DURATIONS_FILE), json.dumps(kept))
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    write_json(cache_dir() / DURATIONS_FILE, dict(list(merged.items())[-_KEEP:]))

@@ -68,18 +68,33 @@ def per_binary(binary: str, name: str, compute: Callable[[], T],
     os.stat(binary)  # a binary that is gone is the caller's error, not a cache miss
     key = key_digest(file_identity(binary), 20)
     cache_file = cache_dir() / "tools" / f"{name}-{key}.json"
-    try:
-        cached = json.loads(cache_file.read_text())
-        if valid(cached):
-            return cached  # type: ignore[no-any-return]
-    except (OSError, ValueError):
-        pass
+    cached = read_json(cache_file)
+    if cached is not _UNREADABLE and valid(cached):
+        return cached  # type: ignore[no-any-return]
     value = compute()
+    write_json(cache_file, value)
+    return value
+
+
+_UNREADABLE: Any = object()
+
+
+def read_json(path: Path) -> Any:
+    """A cache file's JSON value; ``_UNREADABLE`` when it is missing, unreadable or not
+    JSON (a cache that cannot be read only costs time)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return _UNREADABLE
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write a cache file atomically, its folder made first; a cache that cannot be
+    written only costs time."""
     try:
         from ..package import write_atomic
 
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(str(cache_file), json.dumps(value))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(str(path), json.dumps(value))
     except OSError:
         pass
-    return value
