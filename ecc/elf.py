@@ -45,6 +45,11 @@ class Symbol:
     type: int
     bind: int
 
+    @property
+    def undefined(self) -> bool:
+        """An extern: declared here, defined elsewhere (the kernel, Kconfig, another object)."""
+        return self.section_index == 0 and bool(self.name)
+
 
 @dataclass(frozen=True, slots=True)
 class BpfObject:
@@ -127,7 +132,7 @@ def _read(data: bytes) -> BpfObject:
             shndx = sym["st_shndx"]
             symbols.append(Symbol(
                 name=sym.name,
-                section_index=shndx if isinstance(shndx, int) else -1,
+                section_index=shndx if isinstance(shndx, int) else _SHN.get(shndx, -1),
                 value=int(sym["st_value"]),
                 size=int(sym["st_size"]),
                 type=_SYM_TYPES.get(info["type"], -1),
@@ -144,6 +149,8 @@ def _read(data: bytes) -> BpfObject:
 
 
 _SYM_TYPES = {"STT_NOTYPE": 0, "STT_OBJECT": 1, "STT_FUNC": 2, "STT_SECTION": 3, "STT_FILE": 4}
+# pyelftools names the special section indices; an undefined symbol's is 0, as in the file.
+_SHN = {"SHN_UNDEF": 0}
 _SYM_BINDS = {"STB_LOCAL": 0, "STB_GLOBAL": 1, "STB_WEAK": 2}
 _SH_TYPES = {"SHT_NULL": 0, "SHT_PROGBITS": 1, "SHT_SYMTAB": 2, "SHT_STRTAB": 3, "SHT_RELA": 4,
              "SHT_NOBITS": 8, "SHT_REL": 9}

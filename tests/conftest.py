@@ -46,6 +46,14 @@ def kernel_skip_reason() -> str | None:
     return None
 
 
+def kernel_config(option: str) -> bool:
+    """Whether the running kernel was built with ``option`` (=y), from /proc/config.gz."""
+    import gzip
+
+    with gzip.open("/proc/config.gz", "rt") as fh:
+        return f"{option}=y\n" in fh.read()
+
+
 def ensure_mounts() -> None:
     """tracefs and bpffs may be unmounted on a fresh machine; tests need both."""
     for target, fstype in (("/sys/kernel/tracing", "tracefs"), ("/sys/fs/bpf", "bpf")):

@@ -7,30 +7,16 @@ with `git diff tests/cases`. CI never passes the flag.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from builds import CASES, Built, all_units
 
-SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "spec" / "package.schema.json"
+from ecc.schema import package_schema
+
 CASE_NAMES = [u.name for u in all_units(CASES)]
 # Cases whose build must fail (expected-error.txt) have no package to check.
 BUILDABLE = [n for n in CASE_NAMES if not (CASES / n / "expected-error.txt").exists()]
-
-
-def package_schema() -> dict[str, Any]:
-    """The spec's schema, less the one rule libbpf contradicts.
-
-    The schema caps a map name at 15 characters (the kernel's limit). But libbpf
-    (1.x) names a `.maps` map by its full variable name and a custom
-    global-data map (`.data.*`, `.rodata.*`, `.bss.*`) by its full ELF section
-    name, and bpf_object__find_map_by_name finds them only by those full names;
-    only the kernel's copy is cut to 15. So the name a loader needs may be longer.
-    """
-    schema = json.loads(SCHEMA.read_text())
-    schema["$defs"]["map"]["properties"]["name"].pop("maxLength")
-    return schema
 
 
 def normalized(meta: dict[str, Any]) -> dict[str, Any]:

@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 from builds import CASES, Built, all_units
+from conftest import kernel_config
 
-from ecc.errors import KernelLimitError
+from ecc.errors import KernelLimitError, LibbpfError
 
 CASE_NAMES = [u.name for u in all_units(CASES)
               if not (CASES / u.name / "expected-error.txt").exists()]
 BTF_KIND_STRUCT = 4
+# Cases with a typed __ksym variable, and the variable.
+NEEDS_KALLSYMS_ALL = {"extern_typed_ksym": "runqueues"}
 
 
 def _package(case: Built) -> dict[str, Any]:
@@ -51,6 +54,13 @@ def test_libbpf_finds_loads_and_agrees(name: str, built: dict[str, Built], kerne
             kind, type_name, vlen = obj.btf_type(export["type_id"]) or (0, "", 0)
             assert (kind, type_name, vlen) == (
                 BTF_KIND_STRUCT, export["name"], len(export["members"]))
+        if name in NEEDS_KALLSYMS_ALL and not kernel_config("CONFIG_KALLSYMS_ALL"):
+            # The kernel finds a typed ksym's address only in a full kallsyms.
+            with pytest.raises(LibbpfError) as failure:
+                obj.load()
+            assert ("ldimm64 failed to find the address for kernel symbol "
+                    f"'{NEEDS_KALLSYMS_ALL[name]}'") in (failure.value.details or "")
+            return
         try:
             obj.load()
         except KernelLimitError as exc:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from conftest import requires_clang
-from test_golden import package_schema
+
+from ecc.schema import package_schema
 
 pytestmark = requires_clang
 

@@ -287,7 +287,7 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     entry = None
     if opts.cache and wants_vmlinux:
         entry = _pch_entry(clang, req, source_text, source_dir, opts.cflags, include_dirs)
-        if entry is not None and entry.ready():
+        if entry is not None and entry.ready() and not pch.loses_externs(entry, source_text):
             req = req._replace(pch=str(entry.pch))
         timer.lap("pch")
     display = os.path.basename(source)
@@ -335,6 +335,19 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
             deferred.append(start)
     timer.lap("clang")
     obj_bytes = cc.strip_debug(llvm_strip, raw_obj, final_obj)
+    if req.pch and entry:
+        from .externs import externs_without_btf
+
+        lost = externs_without_btf(obj_bytes)
+        if lost:
+            # clang said nothing, but the object differs from one built without the
+            # PCH and libbpf would refuse it: that one is the object (externs.py).
+            log.info("the precompiled header lost the BTF of extern %s; compiling without it",
+                     ", ".join(lost))
+            pch.mark_loses_externs(entry, source_text)
+            req = req._replace(pch=None)
+            diagnostics = finish(cc.start_compile(clang, req, display_name=display), req)
+            obj_bytes = cc.strip_debug(llvm_strip, raw_obj, final_obj)
     try:
         with open(depfile, encoding="utf-8", errors="surrogateescape") as dep:
             depends = parse_depfile(unalias(dep.read(), alias, source_dir))

@@ -17,6 +17,11 @@ entry's lock, for the builds after it.
 A stale or corrupt entry is caught by clang's own PCH checks; the build
 compiles again without it and the entry is made anew, never fatal.
 ``--no-cache`` compiles without it.
+
+One thing a PCH changes that clang does not say: the BTF of externs declared
+in the prefix (externs.py). A build whose object lost some compiles again
+without the PCH, and its source is marked in the entry (``loses-externs/``),
+so that later builds of it go without the PCH at once.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ sys.exit(main(sys.argv[2:]))
 # A maker that failed leaves this file; no new attempt for an hour.
 FAILED = "failed"
 RETRY_SECONDS = 3600
+# Digests of the sources a build with the entry lost extern BTF for (externs.py).
+LOSES_EXTERNS = "loses-externs"
 # What clang says when a PCH cannot be used: the entry is then rebuilt.
 PCH_FAILURE_MARKERS = ("precompiled header", "PCH file", "AST file")
 
@@ -181,6 +188,18 @@ def make(clang: str, entry: PchEntry) -> None:
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def loses_externs(entry: PchEntry, source_text: str) -> bool:
+    """Whether a build of this source with the entry lost extern BTF before."""
+    return (entry.folder / LOSES_EXTERNS / key_digest(source_text, 24)).exists()
+
+
+def mark_loses_externs(entry: PchEntry, source_text: str) -> None:
+    # Only a speed-up is at stake: a mark that cannot be written costs a compile.
+    with contextlib.suppress(OSError):
+        (entry.folder / LOSES_EXTERNS).mkdir(exist_ok=True)
+        (entry.folder / LOSES_EXTERNS / key_digest(source_text, 24)).touch()
 
 
 def wait(folder: Path) -> None:
