@@ -31,6 +31,7 @@ _SUMMARIES = {
     "pull": "Pull a package from an OCI registry.",
     "init": "Create a new project folder with a program and a CI workflow.",
     "doctor": "Check the toolchain and this machine.",
+    "check": "Check packages against the schema, their object and libbpf.",
 }
 
 
@@ -460,6 +461,31 @@ def _cmd_doctor() -> click.Command:
                            f"each FAIL line above says the fix")
         click.echo(f"ecc: all {len(checks)} checks passed", err=True)
     return doctor
+
+
+def _cmd_check() -> click.Command:
+    @click.command()
+    @click.argument("packages", nargs=-1, required=True, metavar="PACKAGE...")
+    def check(packages: tuple[str, ...]) -> None:
+        """Check each PACKAGE (package.json or .yaml, a --btfgen .tar, a .skel file beside
+        its .bpf.o, a --standalone file, or - for standard input) against the package
+        schema, against its own object, and through libbpf. Every problem is one line;
+        the exit status is 1 when any package has one."""
+        from .check import check_file
+
+        bad = 0
+        for path in packages:
+            result = check_file(path)
+            for line in (*result.problems, *result.notes):
+                click.echo(line)
+            if result.ok:
+                click.echo(f"{result.origin}: ok ({result.checked})")
+            else:
+                bad += 1
+        if bad:
+            raise EccError(f"{bad} of {len(packages)} package{'s' if len(packages) > 1 else ''} "
+                           f"failed the check; each line above names the field")
+    return check
 
 
 def _build_in_container(inputs: tuple[str, ...], params: dict[str, Any]) -> None:

@@ -60,8 +60,18 @@ def _parse_document(origin: str, data: bytes, yaml_first: bool) -> Any:
     return parse_json_or_yaml(origin, text, yaml_first, PackageError)
 
 
-def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
-    """Read and check a package; :class:`PackageError` says what is wrong with it."""
+@dataclass(frozen=True)
+class PackageDocument:
+    """A package file read and parsed, not yet checked."""
+
+    origin: str
+    document: Any                       # the package; the meta alone for a .skel file
+    skel_object: bytes | None = None    # a .skel file's object, read from beside it
+    btf_archive: dict[str, bytes] | None = None
+
+
+def read_document(path: str, *, limit: int = MAX_OBJECT_BYTES) -> PackageDocument:
+    """A package.json/.yaml, a --btfgen tar, a .skel file with its object, or ``-``."""
     origin = "<stdin>" if path == "-" else path
     base = os.path.basename(path)
     yaml_first = base.endswith((".yaml", ".yml"))
@@ -75,8 +85,10 @@ def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
     skel_suffix = next((s for s in (".skel.json", ".skel.yaml", ".skel.yml")
                         if base.endswith(s)), None)
     if skel_suffix is None:
-        loaded = read_package_data(origin, data, yaml_first=yaml_first, limit=limit)
-        return dataclasses.replace(loaded, btf_archive=archive) if archive is not None else loaded
+        if len(data) > MAX_PACKAGE_BYTES:
+            raise PackageError(f"{origin}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
+        return PackageDocument(origin, _parse_document(origin, data, yaml_first),
+                               btf_archive=archive)
     document = _parse_document(origin, data, yaml_first)
     if not isinstance(document, dict) or "bpf_skel" not in document:
         raise PackageError(f"{origin}: a .skel file must hold the meta object (bpf_skel)")
@@ -90,7 +102,18 @@ def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
             f"keep the .bpf.o beside the .skel file") from exc
     if len(object_bytes) > limit:
         raise PackageError(f"{object_path}: over the {limit}-byte limit")
-    return check_package(origin, object_bytes, document)
+    return PackageDocument(origin, document, skel_object=object_bytes)
+
+
+def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
+    """Read and check a package; :class:`PackageError` says what is wrong with it."""
+    read = read_document(path, limit=limit)
+    if read.skel_object is not None:
+        return check_package(read.origin, read.skel_object, read.document)
+    loaded = _check_document(read.origin, read.document, limit)
+    if read.btf_archive is not None:
+        return dataclasses.replace(loaded, btf_archive=read.btf_archive)
+    return loaded
 
 
 def read_package_data(origin: str, data: bytes, *, yaml_first: bool = False,
@@ -98,7 +121,10 @@ def read_package_data(origin: str, data: bytes, *, yaml_first: bool = False,
     """Check a package held in memory (from a URL, a registry, a standalone file) like a file."""
     if len(data) > MAX_PACKAGE_BYTES:
         raise PackageError(f"{origin}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
-    document = _parse_document(origin, data, yaml_first)
+    return _check_document(origin, _parse_document(origin, data, yaml_first), limit)
+
+
+def _check_document(origin: str, document: Any, limit: int) -> LoadedPackage:
     try:
         package = parse_package(document, limit=limit)
     except PackageError as exc:
@@ -108,75 +134,94 @@ def read_package_data(origin: str, data: bytes, *, yaml_first: bool = False,
 
 def check_package(origin: str, object_bytes: bytes, meta: dict[str, Any]) -> LoadedPackage:
     """The object must be a BPF object that holds what the metadata names."""
+    loaded, problems = inspect_package(origin, object_bytes, meta)
+    if problems or loaded is None:
+        raise PackageError(problems[0])
+    return loaded
+
+
+def inspect_package(origin: str, object_bytes: bytes, meta: dict[str, Any],
+                    ) -> tuple[LoadedPackage | None, list[str]]:
+    """The package read, and every way its metadata and object disagree, in order.
+
+    The package is None when the object cannot be read at all (then that is the
+    one problem); ``ecc run`` stops at the first problem, ``ecc check`` lists all.
+    """
     skel = meta.get("bpf_skel")
     if not isinstance(skel, dict) or not isinstance(skel.get("obj_name"), str):
-        raise PackageError(f"{origin}: field 'meta.bpf_skel.obj_name' must be a string")
+        return None, [f"{origin}: field 'meta.bpf_skel.obj_name' must be a string"]
     try:
         elf = read_object(object_bytes)
         btf = parse_btf(elf.btf) if elf.btf is not None else None
     except (ElfError, BtfError) as exc:
-        raise PackageError(f"{origin}: its BPF object is broken: {exc}") from exc
+        return None, [f"{origin}: its BPF object is broken: {exc}"]
+    problems: list[str] = []
     sections = {s.name for s in elf.sections}
-    for index, entry in enumerate(_objects(origin, skel, "maps", "meta.bpf_skel")):
+    for index, entry in enumerate(_objects(origin, skel, "maps", "meta.bpf_skel", problems)):
         if not isinstance(entry.get("name"), str):
-            raise PackageError(f"{origin}: 'meta.bpf_skel.maps[{index}]' has no name")
-    for index, prog in enumerate(_objects(origin, skel, "progs", "meta.bpf_skel")):
+            problems.append(f"{origin}: 'meta.bpf_skel.maps[{index}]' has no name")
+    for index, prog in enumerate(_objects(origin, skel, "progs", "meta.bpf_skel", problems)):
         if not isinstance(prog.get("name"), str):
-            raise PackageError(f"{origin}: 'meta.bpf_skel.progs[{index}]' has no name")
+            problems.append(f"{origin}: 'meta.bpf_skel.progs[{index}]' has no name")
+            continue
         attach = prog.get("attach")
         if isinstance(attach, str) and attach not in sections:
-            raise PackageError(
+            problems.append(
                 f"{origin}: program '{prog['name']}' names section '{attach}', "
                 f"which the object does not have")
-    for index, section in enumerate(_objects(origin, skel, "data_sections", "meta.bpf_skel")):
+    for index, section in enumerate(_objects(origin, skel, "data_sections", "meta.bpf_skel",
+                                             problems)):
         name = section.get("name")
         if not isinstance(name, str):
-            raise PackageError(f"{origin}: 'meta.bpf_skel.data_sections[{index}]' has no name")
+            problems.append(f"{origin}: 'meta.bpf_skel.data_sections[{index}]' has no name")
+            continue
         where = f"meta.bpf_skel.data_sections[{index}]"
-        for number, var in enumerate(_objects(origin, section, "variables", where)):
+        for number, var in enumerate(_objects(origin, section, "variables", where, problems)):
             if not isinstance(var.get("name"), str) or not isinstance(var.get("type"), str):
-                raise PackageError(
+                problems.append(
                     f"{origin}: '{where}.variables[{number}]' needs a name and a type")
         if name not in sections and name != ".kconfig":
-            raise PackageError(
+            problems.append(
                 f"{origin}: data section '{name}' is not in the object; "
                 f"the package does not belong to this object (rebuild it)")
-    for index, export in enumerate(_objects(origin, meta, "export_types", "meta")):
-        _check_export(origin, index, export, btf)
-    return LoadedPackage(origin, object_bytes, meta, elf, btf)
+    for index, export in enumerate(_objects(origin, meta, "export_types", "meta", problems)):
+        problem = _export_problem(origin, index, export, btf)
+        if problem:
+            problems.append(problem)
+    return LoadedPackage(origin, object_bytes, meta, elf, btf), problems
 
 
-def _objects(origin: str, parent: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+def _objects(origin: str, parent: dict[str, Any], key: str, where: str,
+             problems: list[str]) -> list[dict[str, Any]]:
     """A list-of-objects field; missing or null reads as empty (as eunomia's loaders do)."""
     value = parent.get(key)
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise PackageError(f"{origin}: field '{where}.{key}' must be a list of objects")
+        problems.append(f"{origin}: field '{where}.{key}' must be a list of objects")
+        return []
     return value
 
 
-def _check_export(origin: str, index: int, export: Any, btf: Btf | None) -> None:
+def _export_problem(origin: str, index: int, export: Any, btf: Btf | None) -> str | None:
     where = f"{origin}: export_types[{index}]"
     if not isinstance(export, dict):
-        raise PackageError(f"{where} must be an object")
+        return f"{where} must be an object"
     name, type_id, members = export.get("name"), export.get("type_id"), export.get("members")
     if not isinstance(type_id, int) or isinstance(type_id, bool):
-        raise PackageError(f"{where} ({name}): 'type_id' must be an integer")
+        return f"{where} ({name}): 'type_id' must be an integer"
     if btf is None:
-        raise PackageError(f"{where} ({name}): the object has no BTF to decode events with")
+        return f"{where} ({name}): the object has no BTF to decode events with"
     if not 0 < type_id < len(btf):
-        raise PackageError(
-            f"{where} ({name}): type_id {type_id} is not in the object's BTF "
-            f"(ids 1 to {len(btf) - 1}); rebuild the package")
+        return (f"{where} ({name}): type_id {type_id} is not in the object's BTF "
+                f"(ids 1 to {len(btf) - 1}); rebuild the package")
     found = btf[type_id]
     if not isinstance(found, Struct) or found.name != name:
         actual = f"{Kind(found.kind).name} '{found.name}'" if found.name else Kind(
             found.kind).name
-        raise PackageError(
-            f"{where}: type_id {type_id} is {actual} in the object's BTF, not struct {name}; "
-            f"rebuild the package")
+        return (f"{where}: type_id {type_id} is {actual} in the object's BTF, not struct "
+                f"{name}; rebuild the package")
     if isinstance(members, list) and len(members) != len(found.members):
-        raise PackageError(
-            f"{where}: struct {name} has {len(found.members)} members in the object's BTF, "
-            f"but the package lists {len(members)}; rebuild the package")
+        return (f"{where}: struct {name} has {len(found.members)} members in the object's BTF, "
+                f"but the package lists {len(members)}; rebuild the package")
+    return None

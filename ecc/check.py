@@ -1,0 +1,169 @@
+"""``ecc check PACKAGE``: every way a package is wrong, one line each.
+
+Three judges, none of them the code that wrote the package:
+- the package format's JSON Schema, shipped inside ecc (ecc/schema.py);
+- the object against its metadata, as ``ecc run`` checks it before loading
+  (every program's section, data section and export type id is in the object);
+- libbpf, which opens the object as any loader would and must find each map
+  and program under the name the package gives it, in the same order, and
+  each export type id naming that struct with that many members.
+A check that cannot run here (no libbpf on the machine) is a note, not a problem.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import PackageError, ToolNotFoundError
+from .package import MAX_OBJECT_BYTES, parse_package
+
+BTF_KIND_STRUCT = 4
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    origin: str
+    problems: tuple[str, ...]   # each a line that names the package and the field
+    notes: tuple[str, ...]      # checks that could not run here, with why
+    checked: str                # what a package without problems was found to hold
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_file(path: str) -> CheckResult:
+    """Check one package file (JSON, YAML, --btfgen tar, .skel file, standalone file).
+
+    A file that is no package at all raises :class:`PackageError`, like ``ecc run``.
+    """
+    from .run.source import PackageDocument, read_document
+
+    read = _standalone(path) or read_document(path)
+    origin, document = read.origin, read.document
+    skel_only = read.skel_object is not None
+    problems = [f"{origin}: {line}" for line in schema_problems(document, meta_only=skel_only)]
+    if skel_only:
+        object_bytes, meta = read.skel_object, document
+    else:
+        try:
+            package = parse_package(document, limit=MAX_OBJECT_BYTES)
+        except PackageError as exc:
+            return CheckResult(origin, (*problems, f"{origin}: {exc}"), (), "")
+        object_bytes, meta = package.object_bytes, package.meta
+    assert object_bytes is not None and isinstance(read, PackageDocument)
+    from .run.source import inspect_package
+
+    loaded, found = inspect_package(origin, object_bytes, meta)
+    problems += found
+    notes: list[str] = []
+    if loaded is not None:
+        try:
+            problems += [f"{origin}: {line}" for line in libbpf_problems(object_bytes, meta)]
+        except ToolNotFoundError as exc:
+            notes.append(f"{origin}: not opened by libbpf: {exc}")
+    skel = meta.get("bpf_skel")
+    checked = ""
+    if isinstance(skel, dict):
+        count = {key: len(skel.get(key) or ()) for key in ("maps", "progs")}
+        exports = len(meta.get("export_types") or ())
+        checked = (f"{_count(count['maps'], 'map')}, {_count(count['progs'], 'program')}, "
+                   f"{_count(exports, 'export type')}")
+    return CheckResult(origin, tuple(_unique(problems)), tuple(notes), checked)
+
+
+def _standalone(path: str) -> Any:
+    """The package inside a standalone file (``ecc build --standalone``), else None."""
+    from .run.source import PackageDocument, _parse_document
+    from .standalone import read_embedded
+
+    if path == "-":
+        return None
+    embedded = read_embedded(path)
+    if embedded is None:
+        return None
+    return PackageDocument(path, _parse_document(path, embedded, False))
+
+
+def schema_problems(document: Any, *, meta_only: bool = False) -> list[str]:
+    """Where the document breaks the package schema: 'field PATH: what', sorted by path."""
+    import jsonschema
+
+    from .schema import package_schema
+
+    schema = package_schema()
+    if meta_only:  # a .skel file holds the meta alone
+        schema = {"$schema": schema["$schema"], "$defs": schema["$defs"],
+                  "$ref": "#/$defs/meta"}
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path))):
+        field = _field_path(error.absolute_path, "meta" if meta_only else "")
+        lines.append(f"field '{field}': {_message(error)}" if field else _message(error))
+    return lines
+
+
+def _field_path(path: Any, root: str) -> str:
+    out = root
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _message(error: Any) -> str:
+    """jsonschema's message, with a long offending value cut short."""
+    text = str(error.message)
+    instance = json.dumps(error.instance, default=str)
+    if len(instance) > 80 and instance in text:
+        text = text.replace(instance, instance[:60] + "...")
+    return text
+
+
+def libbpf_problems(object_bytes: bytes, meta: dict[str, Any]) -> list[str]:
+    """What libbpf, opening the object, finds different from the metadata."""
+    from .errors import LibbpfError
+    from .run.libbpf import BpfObject, load_libbpf
+
+    load_libbpf()
+    skel = meta["bpf_skel"]
+    problems: list[str] = []
+    try:
+        obj = BpfObject.open_mem(object_bytes, object_name=skel["obj_name"])
+    except LibbpfError as exc:
+        return [f"libbpf cannot open the object: {exc}"]
+    with obj:
+        names = [e.get("name") for e in skel.get("maps") or ()]
+        missing = [n for n in names if not isinstance(n, str) or obj.find_map(n) is None]
+        problems += [f"map '{n}': libbpf finds no map of that name" for n in missing]
+        if not missing:
+            # bpf_map__name of the map each name finds (a long internal name is cut).
+            want = [str(obj.find_map(n).name) for n in names]  # type: ignore[union-attr]
+            have = [m.name for m in obj.maps()]
+            if have != want:
+                problems.append(f"maps: libbpf has {have}, the package lists {want}")
+        progs = [(p.get("name"), p.get("attach")) for p in skel.get("progs") or ()]
+        actual = [(p.name, p.section_name) for p in obj.programs()]
+        if actual != progs:
+            problems.append(f"progs: libbpf has {actual}, the package lists {progs}")
+        for index, export in enumerate(meta.get("export_types") or ()):
+            if not isinstance(export, dict) or not isinstance(export.get("type_id"), int):
+                continue
+            kind, name, vlen = obj.btf_type(export["type_id"]) or (0, "", 0)
+            listed = export.get("members")
+            count = len(listed) if isinstance(listed, list) else vlen
+            if (kind, name, vlen) != (BTF_KIND_STRUCT, export.get("name"), count):
+                problems.append(
+                    f"export_types[{index}]: libbpf's BTF has type {export['type_id']} as "
+                    f"kind {kind} '{name}' with {vlen} members, not struct "
+                    f"{export.get('name')} with {count}")
+    return problems
+
+
+def _unique(lines: list[str]) -> list[str]:
+    return list(dict.fromkeys(lines))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
