@@ -338,8 +338,8 @@ def _cmd_init() -> click.Command:
     @click.argument("name", metavar="NAME")
     @click.option("--ecc-package", metavar="SPEC",
                   help="What the project's CI workflow installs ecc from with pip (a requirement, "
-                       "wheel URL or git URL; default: this version of ecc from its git "
-                       "repository).")
+                       "wheel URL or git URL; default: ecc-bpf==VERSION from PyPI, the "
+                       "release that wrote the project).")
     def init(name: str, ecc_package: str | None) -> None:
         """Create the project folder NAME: a commented NAME.bpf.c (ring buffer events, an
         option), NAME.h, a README, a .gitignore and a GitHub Actions workflow that builds it.

@@ -6,10 +6,10 @@ serves: Docker itself, or podman's ``podman system service``. ``DOCKER_HOST``
 names it; unset, the usual sockets of Docker and of root's and the user's
 podman service are tried in turn.
 
-The image is built from the project's ``docker/Dockerfile`` on first use. Its
-tag carries a digest of everything that goes into it (the Dockerfile, the
-entry point and the ``ecc`` package), so a changed ecc gets a new image
-instead of running an old one; ``ECC_DOCKER_IMAGE`` names another image.
+The image is built from ``docker/Dockerfile`` on first use (a wheel ships it
+too: ``resources.py``). Its tag carries a digest of everything that goes into
+it (the Dockerfile, the entry point and the ``ecc`` package), so a changed ecc
+gets a new image instead of running an old one; ``ECC_DOCKER_IMAGE`` names another image.
 
 The folder holding the inputs is mounted at ``/src`` and the container runs
 ``ecc build`` on the same inputs and options, with host paths mapped to where
@@ -34,11 +34,14 @@ from typing import Any
 
 from . import __version__, log
 from .errors import EccError, ToolNotFoundError
+from .resources import DISTRIBUTION, PACKAGES, data_dir
 
 Client = Any  # docker.DockerClient: the SDK ships no type information
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
+# An installed wheel keeps templates/ and docker/ inside the package; they are
+# not part of the ecc the image runs.
+DATA_SUBPACKAGES = {name.rpartition(".")[2] for name in PACKAGES.values()}
 DOCKERFILE = "docker/Dockerfile"
 ENTRYPOINT = "docker/entrypoint.sh"
 IMAGE_ENV = "ECC_DOCKER_IMAGE"
@@ -130,16 +133,20 @@ def connect() -> Client:
 
 def context_files() -> dict[str, bytes]:
     """The image's build context, path -> bytes: what ``.dockerignore`` lets through."""
-    dockerfile = PROJECT_DIR / DOCKERFILE
+    folder = data_dir("docker")
+    dockerfile = folder.joinpath(os.path.basename(DOCKERFILE))
     if not dockerfile.is_file():
         raise EccError(
-            f"the ecc image is not built and its Dockerfile ({dockerfile}) is missing; install "
-            f"ecc from its source tree (pip install -e DIR), or set {IMAGE_ENV} to an image")
+            f"the ecc image is not built and its Dockerfile ({dockerfile}) is missing from "
+            f"this ecc; reinstall it (pip install --force-reinstall {DISTRIBUTION}=={__version__}),"
+            f" or set {IMAGE_ENV} to an image")
     files = {DOCKERFILE: dockerfile.read_bytes(),
-             ENTRYPOINT: (PROJECT_DIR / ENTRYPOINT).read_bytes()}
+             ENTRYPOINT: folder.joinpath(os.path.basename(ENTRYPOINT)).read_bytes()}
     for path in sorted(PACKAGE_DIR.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            files[str(path.relative_to(PROJECT_DIR))] = path.read_bytes()
+        rel = path.relative_to(PACKAGE_DIR)
+        if (path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc"
+                and rel.parts[0] not in DATA_SUBPACKAGES):
+            files[f"{PACKAGE_DIR.name}/{rel.as_posix()}"] = path.read_bytes()
     return files
 
 

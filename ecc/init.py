@@ -2,8 +2,10 @@
 
 The only jinja2 user (imported lazily). Every file under the template folder
 ending in ``.j2`` is rendered; ``NAME`` in a file's path becomes the project's
-name. The project is written into a hidden folder beside the target and
-renamed into place, so a failure never leaves half a project behind.
+name. The templates are read through ``importlib.resources`` (see
+``resources.py``), so an installed wheel serves as well as a source tree.
+The project is written into a hidden folder beside the target and renamed
+into place, so a failure never leaves half a project behind.
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ import os
 import re
 import shutil
 import tempfile
-from pathlib import Path
+from collections.abc import Iterator
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from . import __version__
 from .errors import EccError, ToolNotFoundError
+from .resources import DISTRIBUTION, data_dir
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "project"
+TEMPLATE = "project"  # the folder under templates/
 # A C file stem that is also a fine folder, artifact and header-guard name.
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
 # What the generated workflow's pip installs ecc from, unless --ecc-package
-# or the repository variable ECC_PACKAGE says otherwise: this ecc, by tag.
-ECC_PACKAGE = f"ecc @ git+https://github.com/eunomia-bpf/ecc-py@v{__version__}"
+# says otherwise: the release that wrote the project, so its CI builds with
+# the ecc its author tried.
+ECC_PACKAGE = f"{DISTRIBUTION}=={__version__}"
 
 
 def _jinja() -> Any:
@@ -36,16 +41,29 @@ def _jinja() -> Any:
     return jinja2
 
 
+def _template_files(folder: Traversable, prefix: str = "") -> Iterator[tuple[str, Traversable]]:
+    for entry in folder.iterdir():
+        rel = prefix + entry.name
+        if entry.is_dir():
+            yield from _template_files(entry, rel + "/")
+        elif rel.endswith(".j2"):
+            yield rel, entry
+
+
 def render(name: str, ecc_package: str = ECC_PACKAGE) -> dict[str, str]:
     """The project's files, relative path -> text."""
-    if not TEMPLATE_DIR.is_dir():
-        raise EccError(f"the project templates ({TEMPLATE_DIR}) are missing; install ecc "
-                       f"from its source tree (pip install -e DIR)")
+    folder = data_dir("templates").joinpath(TEMPLATE)
+    if not folder.is_dir():
+        raise EccError(f"the project templates ({folder}) are missing from this ecc; "
+                       f"reinstall it: pip install --force-reinstall {ECC_PACKAGE}")
     if not ecc_package or any(c in ecc_package for c in "'\n\r"):
         raise EccError(f"--ecc-package {ecc_package!r}: give a pip requirement, wheel URL or "
                        f"git URL without quotes or line breaks")
     jinja2 = _jinja()
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    # Read here rather than by a FileSystemLoader: in a zipped or namespace
+    # install the templates need not be plain files in one folder.
+    sources = {rel: entry.read_text(encoding="utf-8") for rel, entry in _template_files(folder)}
+    env = jinja2.Environment(loader=jinja2.DictLoader(sources),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False)
     context = {
@@ -55,8 +73,7 @@ def render(name: str, ecc_package: str = ECC_PACKAGE) -> dict[str, str]:
         "ecc_version": __version__,
     }
     files: dict[str, str] = {}
-    for path in sorted(TEMPLATE_DIR.rglob("*.j2")):
-        rel = path.relative_to(TEMPLATE_DIR).as_posix()
+    for rel in sorted(sources):
         files[rel[: -len(".j2")].replace("NAME", name)] = env.get_template(rel).render(context)
     return files
 

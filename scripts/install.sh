@@ -55,6 +55,11 @@ fi
 
 py=${PYTHON:-python3}
 export PIP_ROOT_USER_ACTION=ignore
+# The distribution is ecc-bpf (PyPI's "ecc" is another project); an editable
+# install of this tree under its old name "ecc" would own the `ecc` script too.
+if $py -m pip show ecc 2>/dev/null | grep -qxF "Editable project location: $here"; then
+  $py -m pip uninstall -y -q ecc
+fi
 if [ "$dev" = 1 ]; then
   $py -m pip install -q --disable-pip-version-check -e "$here[dev]" --config-settings editable_mode=compat
 else

@@ -4,7 +4,8 @@ Everything expensive is made once per test run and reused by every container
 test: the base image (kept by podman across runs, so made only on a new
 machine: about 30 s of debootstrap), the ecc image (podman's layer cache makes
 a rebuild of unchanged layers take seconds), and the Docker API service.
-Container tests skip only when podman is not installed.
+Container tests skip only when podman is not installed (tests/conftest.py: the
+"podman" capability; ECC_REQUIRE=podman makes that a failure).
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ class Podman:
 @pytest.fixture(scope="session")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     """podman, set up to work here, with the base image present."""
+    from conftest import require  # here: conftest imports this module
+
+    require("podman")
     exe = shutil.which("podman")
-    if exe is None:
-        pytest.skip("podman not installed (scripts/install.sh --dev installs it)")
+    assert exe is not None
     old = os.environ.get("CONTAINERS_CONF")
     if old is None:
         conf = tmp_path_factory.mktemp("podman") / "containers.conf"
@@ -85,7 +88,12 @@ def ecc_image(podman: Podman, docker_host: str) -> Iterator[str]:
         else:
             os.environ["DOCKER_HOST"] = old
     if podman.run("image", "exists", tag, check=False).returncode != 0:
-        pytest.skip(f"DOCKER_HOST ({docker_host}) is an engine other than this podman")
+        # Our own podman service built it: podman must have it.
+        assert old is not None, f"the image {tag} was built but podman does not have it"
+        from conftest import require_or_skip
+
+        require_or_skip("podman", f"DOCKER_HOST ({docker_host}) is an engine other than this "
+                        "podman, which the image tests run")
     yield tag
 
 

@@ -8,7 +8,6 @@ from that header by clang and llvm-objcopy, as a stand-in for an arm64 kernel's.
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import struct
 import subprocess
@@ -16,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import requires_clang
+from conftest import needs, require, requires_clang
 
 from ecc.btf import Btf, parse_btf
 from ecc.elf import read_object
@@ -30,7 +29,7 @@ SECTION = "kprobe/do_unlinkat"
 BPF_LDX_MEM_DW = 0x79
 X86_PT_REGS_DI = 112  # struct pt_regs: r15 ... si (13), di (14) * 8
 
-on_x86 = pytest.mark.skipif(platform.machine() != "x86_64", reason="asserts an x86_64 host")
+on_x86 = needs("x86_64")
 
 
 def ecc(*args: str) -> subprocess.CompletedProcess[str]:
@@ -155,9 +154,9 @@ def test_several_arches_into_subfolders(tmp_path: Path, cache_env: Path) -> None
 
 def test_btf_file_makes_the_vmlinux_h(tmp_path: Path, cache_env: Path) -> None:
     """--btf arm64=FILE: ecc makes vmlinux.h from a BTF blob with bpftool, as from a kernel's."""
+    require("llvm-objcopy")
     objcopy = shutil.which("llvm-objcopy-19") or shutil.which("llvm-objcopy")
-    if objcopy is None:
-        pytest.skip("llvm-objcopy not found")
+    assert objcopy is not None
     types = tmp_path / "types.c"
     # Every type the program and libbpf's headers use, kept in BTF by a variable.
     types.write_text(f'#include "{ARM64_HEADER}"\n'

@@ -10,7 +10,7 @@
 
 Inputs: the checked-in objects (both byte orders) and the running kernel's
 /sys/kernel/btf/vmlinux. Skipped with a reason when bpftool or vmlinux BTF
-is missing.
+is missing (tests/conftest.py: capabilities "bpftool", "kernel-btf").
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import needs, require
 from elftools.elf.elffile import ELFFile
 
 from ecc.btf import Btf, Kind, parse_btf, type_decl
@@ -56,16 +57,14 @@ BPFTOOL = shutil.which("bpftool") or (
     "/usr/sbin/bpftool" if Path("/usr/sbin/bpftool").exists() else None
 )
 
-needs_bpftool = pytest.mark.skipif(BPFTOOL is None, reason="bpftool not installed")
+needs_bpftool = needs("bpftool")
 
 
 def _vmlinux_param() -> Any:
     return pytest.param(
         VMLINUX,
         id="vmlinux",
-        marks=pytest.mark.skipif(
-            not VMLINUX.is_file(), reason="no /sys/kernel/btf/vmlinux (kernel without BTF)"
-        ),
+        marks=needs("kernel-btf"),
     )
 
 
@@ -100,8 +99,7 @@ def bpftool(*args: str) -> subprocess.CompletedProcess[str]:
 @cache
 def bpftool_raw(path: Path) -> list[dict[str, Any]]:
     proc = bpftool("-j", "btf", "dump", "file", str(path))
-    if proc.returncode:
-        pytest.skip(f"bpftool cannot dump {path}: {proc.stderr.strip()}")
+    assert proc.returncode == 0, f"bpftool cannot dump {path}: {proc.stderr.strip()}"
     types: list[dict[str, Any]] = json.loads(proc.stdout)["types"]
     return types
 
@@ -233,8 +231,7 @@ _PADDING = re.compile(r"^\t(long|int|short|char): \d+;$")
 @cache
 def bpftool_c(path: Path) -> str:
     proc = bpftool("btf", "dump", "file", str(path), "format", "c")
-    if proc.returncode:
-        pytest.skip(f"bpftool cannot dump {path} as C: {proc.stderr.strip()}")
+    assert proc.returncode == 0, f"bpftool cannot dump {path} as C: {proc.stderr.strip()}"
     return proc.stdout
 
 
@@ -484,9 +481,9 @@ _ATTR_TAG = re.compile(r"__attribute__\(\((?!btf_type_tag)")
 
 @pytest.fixture(scope="module")
 def emit_decl(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    clang = shutil.which("clang-19") or shutil.which("clang") or shutil.which("cc")
-    if clang is None:
-        pytest.skip("no C compiler to build the libbpf oracle")
+    require("clang", "libbpf-dev")
+    clang = shutil.which("clang-19")
+    assert clang is not None
     d = tmp_path_factory.mktemp("emit_decl")
     (d / "emit_decl.c").write_text(EMIT_DECL_C)
     proc = subprocess.run(
@@ -495,8 +492,7 @@ def emit_decl(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text=True,
         check=False,
     )
-    if proc.returncode:
-        pytest.skip(f"cannot build the libbpf oracle (libbpf-dev missing?): {proc.stderr[:200]}")
+    assert proc.returncode == 0, f"cannot build the libbpf oracle: {proc.stderr}"
     return d / "emit_decl"
 
 
@@ -546,7 +542,7 @@ def _built_case_names() -> list[str]:
             if not (CASES / u.name / "expected-error.txt").exists()]
 
 
-@pytest.mark.skipif(BPFTOOL is None, reason="bpftool not installed")
+@needs_bpftool
 @pytest.mark.parametrize("name", _built_case_names())
 def test_built_objects_match_bpftool(name: str, built: dict[str, Any]) -> None:
     """Issue 3, item 3: our parser agrees with bpftool on every object ecc builds, id by id."""

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, have_clang
+from conftest import EXAMPLES, require
 from runner import EccRun, exec_row, run_child
 
 from ecc.btf import Kind, parse_btf
@@ -65,8 +65,7 @@ def declared_only(name: str, size: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not VMLINUX.is_file():
-        pytest.skip("this kernel has no /sys/kernel/btf/vmlinux to make an archive from")
+    require("kernel-btf")  # the archive is made from it
     root = tmp_path_factory.mktemp("btfhub-archive")
     (root / PLAIN).parent.mkdir(parents=True)
     shutil.copyfile(VMLINUX, root / PLAIN)
@@ -82,8 +81,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(archive: Path, tmp_path_factory: pytest.TempPathFactory, cache_env: Path) -> Path:
-    if not have_clang():
-        pytest.skip("clang with the BPF target not found")
+    require("clang")
     out = tmp_path_factory.mktemp("btfgen-out")
     result = ecc("build", "--btfgen", "--btfhub-archive", str(archive),
                  str(BOOTSTRAP / "bootstrap.bpf.c"), str(BOOTSTRAP / "bootstrap.h"), "-o", str(out))

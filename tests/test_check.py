@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 from builds import CASES, Built, all_units
-from conftest import EXAMPLES, requires_clang
+from conftest import EXAMPLES, needs, requires_clang
 
 from ecc.check import check_file, schema_problems
 from ecc.schema import package_schema
 
+# Every check opens the object with libbpf.
+pytestmark = needs("libbpf")
 BUILDABLE = [u.name for u in all_units(CASES)
              if not (CASES / u.name / "expected-error.txt").exists()]
 
@@ -61,6 +63,7 @@ def _write(tmp_path: Path, package: dict[str, Any]) -> Path:
     return path
 
 
+@needs("bpftool")
 def test_each_problem_is_one_line(bootstrap: dict[str, Any], tmp_path: Path) -> None:
     skel = bootstrap["meta"]["bpf_skel"]
     skel["maps"][3]["mmaped"] = False           # the schema: an mmaped map says true

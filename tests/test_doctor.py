@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, requires_clang
+from conftest import EXAMPLES, needs, require, requires_clang
 
 from ecc.doctor import check_kernel_btf, check_mount, libbpf_version
 
@@ -55,12 +55,10 @@ def fake_clang(tmp_path: Path) -> Path:
 
 
 @requires_clang
-def test_doctor_passes_here(cache_env: Path) -> None:
-    if os.geteuid() != 0 or not os.path.exists("/sys/kernel/btf/vmlinux"):
-        pytest.skip("needs root and a kernel with BTF (bpffs, tracefs mounted by conftest)")
-    from conftest import ensure_mounts
-
-    ensure_mounts()
+@pytest.mark.kernel
+@needs("kernel-btf")
+def test_doctor_passes_here(cache_env: Path, kernel: None) -> None:
+    # the kernel fixture mounts bpffs and tracefs, which doctor checks
     result = ecc("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(statuses(result.stdout)) == CHECKS
@@ -92,12 +90,13 @@ def test_doctor_without_clang_on_path(tmp_path: Path, cache_env: Path) -> None:
         f"above says the fix\n")
 
 
+@requires_clang
 def test_doctor_without_llvm_strip_only_warns(tmp_path: Path, cache_env: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    require("clang")
     clang = shutil.which("clang-19")
-    if clang is None:
-        pytest.skip("clang-19 not installed")
+    assert clang is not None
     (bin_dir / "clang-19").symlink_to(clang)
     result = ecc("doctor", env={**os.environ, "PATH": str(bin_dir)})
     line = next(x for x in result.stdout.splitlines() if " llvm-strip: " in x)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from builds import Built
+from conftest import require
 
 from ecc.cli import main
 
@@ -167,7 +168,7 @@ def setup(built: dict[str, Built], kernel: None,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Exporter, Path]]:
     """The issue's config (opensnoop) with its package beside it, plus bootstrap given
     inline as `ebpf_data` and the execlat example's histogram and gauge."""
-    pytest.importorskip("prometheus_client")
+    require("prometheus-client")
     tmp = tmp_path_factory.mktemp("exporter")
     packages = {name: package(built, name) for name in ("opensnoop", "bootstrap", "execlat")}
     shutil.copy(packages["opensnoop"], tmp / "package.json")
@@ -252,9 +253,9 @@ def test_prometheus_scrapes_the_exporter(setup: tuple[Exporter, Path],
                                          tmp_path: Path) -> None:
     """Debian's prometheus scrapes the exporter; its HTTP API shows our series."""
     exporter, _ = setup
+    require("prometheus")
     prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        pytest.skip("Debian's prometheus is not installed (scripts/install.sh --dev installs it)")
+    assert prometheus is not None
     true = probe(tmp_path, "/bin/true", "p")
     spawn([str(true)], 3)
     port = free_port()

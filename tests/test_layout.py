@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import needs
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNERS = {
@@ -40,15 +40,15 @@ def test_readers_and_loader_do_not_import_each_other() -> None:
         assert "from ..run" not in path.read_text(), path
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")
+@needs("ruff")
 def test_ruff_clean() -> None:
     result = subprocess.run(["ruff", "check", "--output-format", "concise", "."], cwd=ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
 
 
+@needs("mypy")
 def test_mypy_strict_clean() -> None:
-    pytest.importorskip("mypy")
     result = subprocess.run([sys.executable, "-m", "mypy", "ecc"], cwd=ROOT,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout

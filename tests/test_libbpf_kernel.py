@@ -1,10 +1,11 @@
 """ecc.run.libbpf against the real libbpf.so.1 and the running kernel.
 
-Every test here loads BPF programs, so it needs root, libbpf.so.1, clang-19
-and gcc; each skip names what is missing. The tiny BPF programs live in
+Every test here loads BPF programs, so it needs root, libbpf.so.1, clang-19,
+gcc and bpftool (the capabilities of tests/conftest.py; each skip names what is
+missing, and ECC_REQUIRE turns it into a failure). The tiny BPF programs live in
 tests/data/libbpf/ and are compiled once per session into a temporary
-directory. A test that depends on a kernel limitation (no kprobes, no BPF
-trampolines) skips with "kernel allows ..." when the kernel does allow it.
+directory. A test that asserts a kernel limitation (no kprobes, no BPF
+trampolines) skips with "kernel limit absent: ..." on a kernel without it.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from __future__ import annotations
 import ctypes.util
 import importlib.util
 import os
+import resource
 import socket
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import needs
 
 from ecc.errors import KernelLimitError, LibbpfError
 from ecc.run import libbpf as L
@@ -43,48 +45,15 @@ def _load_build_helper() -> ModuleType:
 build = _load_build_helper()
 
 
-def _libbpf_present() -> bool:
-    try:
-        L.load_libbpf()
-    except Exception:
-        return False
-    return True
-
-
-def _skip_reason() -> str | None:
-    if sys.platform != "linux":
-        return "needs Linux"
-    if os.geteuid() != 0:
-        return "needs root to load BPF programs"
-    if not _libbpf_present():
-        return "libbpf.so.1 not found (Debian package libbpf1)"
-    missing = build.missing_tools()
-    if missing:
-        return f"needs {', '.join(missing)} to compile the test programs"
-    if not build.KERNEL_BTF.exists() and not build.DEV_VMLINUX_H.exists():
-        return "kernel has no BTF at /sys/kernel/btf/vmlinux"
-    return None
-
-
-_REASON = _skip_reason()
+# Root and a loadable libbpf (kernel), clang-19 and gcc to compile the programs, the
+# kernel's BTF dumped as C by bpftool for their vmlinux.h. Probed in tests/conftest.py:
+# a skip names what is absent, and anything else that goes wrong while probing fails.
 pytestmark = [
     pytest.mark.kernel,
     pytest.mark.clang,
-    pytest.mark.skipif(_REASON is not None, reason=_REASON or ""),
+    needs("gcc", "bpftool", "kernel-btf"),
+    pytest.mark.usefixtures("kernel"),  # mounts tracefs and bpffs
 ]
-
-
-def _mount_if_missing(path: str, fstype: str, probe: str) -> None:
-    if os.path.exists(os.path.join(path, probe)):
-        return
-    subprocess.run(["mount", "-t", fstype, "nodev", path], check=False, capture_output=True)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _filesystems() -> None:
-    if _REASON is None:
-        _mount_if_missing("/sys/kernel/tracing", "tracefs", "events")
-        _mount_if_missing("/sys/fs/bpf", "bpf", "")
 
 
 @pytest.fixture(scope="module")
@@ -390,7 +359,7 @@ def test_fentry_load_is_a_kernel_limit(open_obj: Callable[..., L.BpfObject]) -> 
         assert "program 'on_unlinkat_entry' (fentry/do_unlinkat)" in message
         assert "refuses to load fentry programs" in message
         return
-    pytest.skip("kernel allows fentry programs (they loaded)")
+    pytest.skip("kernel limit absent: this kernel loads fentry programs")
 
 
 # --- attach ------------------------------------------------------------------------------
@@ -410,7 +379,7 @@ def test_kprobe_attach_is_a_kernel_limit(open_obj: Callable[..., L.BpfObject]) -
         )
         return
     link.destroy()
-    pytest.skip("kernel allows kprobes (attach succeeded)")
+    pytest.skip("kernel limit absent: this kernel attaches kprobes")
 
 
 def test_iterator_output(open_obj: Callable[..., L.BpfObject]) -> None:
@@ -478,10 +447,7 @@ def test_xdp_attach_to_lo(open_obj: Callable[..., L.BpfObject], flags: int) -> N
     obj.load()
     prog = obj.find_program("xdp_pass")
     assert prog is not None and prog.type == L.ProgType.XDP
-    try:
-        link = prog.attach_xdp(LO_IFINDEX, flags)
-    except LibbpfError as exc:
-        pytest.skip(f"kernel refused XDP on lo (flags {flags:#x}): {exc}")
+    link = prog.attach_xdp(LO_IFINDEX, flags)  # not a listed kernel limit: must work
     with link:
         assert (link.fd >= 0) == (flags == 0)
         _send_udp_to_lo(3)
@@ -497,10 +463,7 @@ def test_tc_attach_to_lo(open_obj: Callable[..., L.BpfObject]) -> None:
     obj.load()
     prog = obj.find_program("tc_pass")
     assert prog is not None and prog.type == L.ProgType.SCHED_CLS
-    try:
-        link = prog.attach_tc(LO_IFINDEX, L.BPF_TC_INGRESS)
-    except LibbpfError as exc:
-        pytest.skip(f"kernel refused a tc filter on lo: {exc}")
+    link = prog.attach_tc(LO_IFINDEX, L.BPF_TC_INGRESS)  # not a listed kernel limit
     with link:
         _send_udp_to_lo(3)
         assert _packets(obj) >= 3
@@ -533,9 +496,29 @@ def test_num_possible_cpus_matches_sysfs() -> None:
     assert L.num_possible_cpus() == count
 
 
-def test_bump_memlock_rlimit_is_harmless() -> None:
-    L.bump_memlock_rlimit()
-    L.bump_memlock_rlimit()
+def _may_raise_hard_limits() -> bool:
+    """CAP_SYS_RESOURCE (bit 24) in our effective set: root in a container may lack it."""
+    status = Path("/proc/self/status").read_text()
+    cap_eff = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff:"))
+    return bool(int(cap_eff, 16) >> 24 & 1)
+
+
+def test_bump_memlock_rlimit_raises_a_low_limit() -> None:
+    """A 64 KiB soft limit (what kernels before 5.11 charge BPF maps to) becomes
+    unlimited when we may raise the hard limit, else the hard limit; a second call
+    changes nothing."""
+    saved = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    hard = saved[1]
+    inf = resource.RLIM_INFINITY
+    expected = (inf, inf) if hard == inf or _may_raise_hard_limits() else (hard, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (64 * 1024, hard))
+        L.bump_memlock_rlimit()
+        assert resource.getrlimit(resource.RLIMIT_MEMLOCK) == expected
+        L.bump_memlock_rlimit()
+        assert resource.getrlimit(resource.RLIMIT_MEMLOCK) == expected
+    finally:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, saved)
 
 
 def test_libbpf_version_and_library_cache() -> None:
@@ -598,9 +581,8 @@ int main(void)
 """
 
 
+@needs("libbpf-dev")
 def test_struct_layouts_match_installed_headers(tmp_path: Path) -> None:
-    if not Path("/usr/include/bpf/libbpf.h").exists():
-        pytest.skip("libbpf headers not installed (Debian package libbpf-dev)")
     src = tmp_path / "offsets.c"
     src.write_text(_OFFSETS_C)
     exe = tmp_path / "offsets"

@@ -27,14 +27,14 @@ from typing import Any
 
 import pytest
 from builds import Built
+from conftest import needs
 from runner import EccRun, exec_row
 
 from ecc import oci
 from ecc.arch import host_arch
 
 REGISTRY = shutil.which("docker-registry")
-pytestmark = pytest.mark.skipif(
-    REGISTRY is None, reason="docker-registry not installed (scripts/install.sh --dev)")
+pytestmark = needs("registry")
 # bcrypt of "s3cret" at cost 4: the registry checks it on every request, so keep it cheap.
 HTPASSWD = "ecc:$2b$04$KHrq4nHemIuDrgSr.dGSy.ipA87aYLG9AEX5D8aLuoanq5j49proC\n"
 

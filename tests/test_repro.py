@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from builds import EXAMPLES, Built, build_all, discover
-from conftest import requires_clang
+from conftest import require, requires_clang
 
 from ecc.build.report import parse_depfile
 from ecc.elf import read_object
@@ -196,8 +196,7 @@ def test_report_and_depfile(tmp_path: Path, cache_env: Path) -> None:
 
 def test_depfile_drives_make(tmp_path: Path, cache_env: Path) -> None:
     """make reads the depfile: up to date after the build, stale once a header changes."""
-    if shutil.which("make") is None:
-        pytest.skip("make not installed")
+    require("make")
     src = tmp_path / "src"
     shutil.copytree(BOOTSTRAP, src)
     out, depfile = tmp_path / "out", tmp_path / "bootstrap.d"

@@ -6,13 +6,16 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from builds import Built
+from conftest import import_or_skip, needs, require_or_skip
 from runner import EccRun, run_child
 
 pytestmark = pytest.mark.kernel
@@ -189,11 +192,80 @@ def test_tc_events_from_loopback(built: dict[str, Built], kernel: None) -> None:
     assert row["saddr"] == row["daddr"] == 0x7F000001  # 127.0.0.1, put in host order by the program
 
 
-def test_perf_event_program_attaches(built: dict[str, Built], kernel: None) -> None:
-    run = EccRun("--duration", "1", package(built, "profile"))
-    run.wait_ready()
-    assert run.wait() == 0
+def bpf_fds(pid: int) -> list[dict[str, str]]:
+    """The BPF objects process ``pid`` holds, as the kernel lists them in /proc/PID/fdinfo
+    (link fds have link_id and prog_id, program fds prog_id, map fds map_id)."""
+    found = []
+    for entry in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            text = entry.read_text()
+        except OSError:  # closed since the listing
+            continue
+        fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+        if {"link_id", "prog_id", "map_id"} & fields.keys():
+            found.append(fields)
+    return found
+
+
+def bpftool_json(*args: str) -> Any:
+    result = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, f"bpftool {' '.join(args)}: {result.stdout}{result.stderr}"
+    return json.loads(result.stdout)
+
+
+def online_cpus() -> int:
+    count = 0
+    for part in Path("/sys/devices/system/cpu/online").read_text().strip().split(","):
+        lo, _, hi = part.partition("-")
+        count += int(hi or lo) - int(lo) + 1
+    return count
+
+
+SPIN = ("import ctypes, time\n"
+        "ctypes.CDLL(None).prctl(15, b'ecc-spin', 0, 0, 0)  # PR_SET_NAME: the comm\n"
+        "end = time.monotonic() + 8\n"
+        "while time.monotonic() < end:\n"
+        "    pass\n")
+
+
+@needs("bpftool")
+def test_perf_event_program_samples_the_target(built: dict[str, Built], kernel: None) -> None:
+    """profile attaches one perf event per online CPU; its `counts` map, read by bpftool
+    (its own BTF decoding) while ecc runs, holds samples of a busy child and, with --pid,
+    of nothing else."""
+    spin = subprocess.Popen([sys.executable, "-c", SPIN])
+    try:
+        run = EccRun("--duration", "4", package(built, "profile"), "--", "--pid", str(spin.pid))
+        run.wait_ready()
+        time.sleep(2)  # 49 Hz per CPU: about a hundred samples of the spinning child
+        fds = bpf_fds(run.proc.pid)
+        links = [f for f in fds if "link_id" in f]
+        maps = {int(f["map_id"]) for f in fds if "map_id" in f}
+        counts = [m for m in maps if bpftool_json("map", "show", "id", str(m))["name"] == "counts"]
+        assert len(counts) == 1, maps
+        entries = bpftool_json("map", "dump", "id", str(counts[0]))
+        progs = {int(f["prog_id"]) for f in links}
+        prog_names = [bpftool_json("prog", "show", "id", str(p))["name"] for p in progs]
+        assert run.wait() == 0
+    finally:
+        spin.kill()
+        spin.wait()
     assert any("1 program attached (do_perf_event)" in line for line in run.err)
+    assert [f["link_type"] for f in links] == ["perf"] * online_cpus()
+    assert prog_names == ["do_perf_event"]  # one program behind every link
+    assert entries, "no sample counted"
+    for entry in entries:
+        # struct key_t of profile.h from the raw bytes, against bpftool's decoding
+        raw = bytes(int(b, 16) for b in entry["key"])
+        pid, user_stack, kern_stack, comm = struct.unpack("<Iii16s", raw)
+        assert entry["formatted"]["key"] == {
+            "pid": pid, "user_stack_id": user_stack, "kern_stack_id": kern_stack,
+            "comm": comm.rstrip(b"\0").decode()}
+        assert (pid, comm.rstrip(b"\0")) == (spin.pid, b"ecc-spin")
+        assert entry["formatted"]["value"] == int.from_bytes(
+            bytes(int(b, 16) for b in entry["value"]), "little") >= 1
+    assert any(e["formatted"]["key"]["user_stack_id"] >= 0 for e in entries)  # a stack id
 
 
 def test_kprobe_is_a_kernel_limit(built: dict[str, Built], kernel: None) -> None:
@@ -210,16 +282,33 @@ def test_kprobe_is_a_kernel_limit(built: dict[str, Built], kernel: None) -> None
                 "its attach is refused with the asserted message)")
 
 
+@needs("bpftool")
 def test_sigterm_detaches_everything(built: dict[str, Built], kernel: None) -> None:
+    """SIGTERM ends the run cleanly; its own links and programs (by id, from its fdinfo)
+    are gone from the kernel afterwards."""
     run = EccRun(package(built, "bootstrap"))
     run.wait_ready()
-    shown = subprocess.run(["bpftool", "link", "show"], capture_output=True, text=True,
-                           check=True).stdout
-    assert "handle_exec" in shown or "tracepoint" in shown
+    fds = bpf_fds(run.proc.pid)
+    links = {int(f["link_id"]): int(f["prog_id"]) for f in fds if "link_id" in f}
+    names = sorted(bpftool_json("prog", "show", "id", str(p))["name"] for p in links.values())
+    assert names == ["handle_exec", "handle_exit"]  # one link each
+    # `bpftool link show id N` exits 255 on a perf_event link (bpftool 7.5): list them all
+    shown = {link["id"]: link for link in bpftool_json("link", "show")}
+    assert {link: shown[link]["prog_id"] for link in links} == links
     assert run.stop(signal.SIGTERM) == 0
-    after = subprocess.run(["bpftool", "prog", "show"], capture_output=True, text=True,
-                           check=True).stdout
-    assert "handle_exec" not in after and "handle_exit" not in after
+    assert _gone("link", set(links)) == set()
+    assert _gone("prog", set(links.values())) == set()
+
+
+def _gone(kind: str, ids: set[int]) -> set[int]:
+    """Those of ``ids`` still listed by bpftool after 5 s (the kernel frees an object
+    shortly after its last fd closes)."""
+    deadline = time.monotonic() + 5
+    while True:
+        left = ids & {obj["id"] for obj in bpftool_json(kind, "show")}
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
 
 
 def test_strict_makes_a_kernel_limit_fatal(built: dict[str, Built], kernel: None) -> None:
@@ -259,6 +348,7 @@ char LICENSE[] SEC("license") = "GPL";
 """
 
 
+@pytest.mark.clang  # builds the program
 def test_verifier_failure_names_program_and_log(tmp_path: Path, kernel: None,
                                                 cache_env: Path) -> None:
     source = tmp_path / "bad.bpf.c"
@@ -278,7 +368,7 @@ def test_verifier_failure_names_program_and_log(tmp_path: Path, kernel: None,
 
 
 def test_yaml_package_runs(built: dict[str, Built], kernel: None, tmp_path: Path) -> None:
-    yaml = pytest.importorskip("yaml")
+    yaml = import_or_skip("yaml", "yaml")
     package_yaml = tmp_path / "package.yaml"
     package_yaml.write_text(yaml.safe_dump(json.loads(Path(package(built, "bootstrap"))
                                                       .read_text())))
@@ -295,7 +385,8 @@ def test_mounts_tracefs_when_missing(built: dict[str, Built], kernel: None) -> N
 
     if subprocess.run(["umount", "/sys/kernel/tracing"], capture_output=True,
                       check=False).returncode != 0:
-        pytest.skip("tracefs could not be unmounted for this test (busy or not mounted there)")
+        require_or_skip("tracefs-unmount", "tracefs could not be unmounted for this test "
+                        "(busy or not mounted there)")
     try:
         run = EccRun("--json", "--duration", "6", package(built, "bootstrap"))
         run.wait_ready()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from builds import Built
+from conftest import require
 from runner import EccRun, exec_row
 
 from ecc.run.fetch import MAX_DOWNLOAD_BYTES
@@ -157,9 +158,9 @@ def test_refused_connection() -> None:
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory, package_bytes: bytes) -> Iterator[str]:
     """HTTPS with a self-signed certificate, which nothing here trusts."""
+    require("openssl")  # to make a self-signed certificate
     openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl not found (to make a self-signed certificate)")
+    assert openssl is not None
     folder = tmp_path_factory.mktemp("tls")
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-keyout", str(folder / "key.pem"),

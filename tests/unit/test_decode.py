@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from conftest import require
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 from hypothesis import given, settings
@@ -623,9 +624,9 @@ class Compiled:
 
 @pytest.fixture(scope="session")
 def clang_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Compiled]:
+    require("clang")
     clang = shutil.which("clang-19")
-    if clang is None:
-        pytest.skip("clang-19 not found")
+    assert clang is not None
     tmp = tmp_path_factory.mktemp("decode-c")
     src = tmp / "types.c"
     src.write_text(C_SOURCE)

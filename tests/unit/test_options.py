@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require
 from elftools.elf.elffile import ELFFile
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -177,8 +178,8 @@ def _load(data: bytes) -> Built:
 
 @pytest.fixture(scope="module")
 def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    if CLANG is None:
-        pytest.skip("clang-19 not found")
+    require("clang")
+    assert CLANG is not None
     out = tmp_path_factory.mktemp("options")
     return {target: _compile(target, out) for target in ("bpfel", "bpfeb")}
 

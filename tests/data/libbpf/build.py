@@ -15,7 +15,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CLANG = "clang-19"
-DEV_VMLINUX_H = Path("/tmp/ecc-dev/vmlinux.h")
 KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
 
 
@@ -31,16 +30,12 @@ def _run(cmd: list[str], what: str) -> None:
 
 def missing_tools() -> list[str]:
     """The tools these helpers need that are not on PATH."""
-    need = [CLANG, "gcc"]
-    if not DEV_VMLINUX_H.exists():
-        need.append("bpftool")
+    need = [CLANG, "gcc", "bpftool"]
     return [tool for tool in need if shutil.which(tool) is None]
 
 
 def vmlinux_h(include_dir: Path) -> Path:
-    """A directory holding vmlinux.h: the dev copy, or one dumped from kernel BTF."""
-    if DEV_VMLINUX_H.exists():
-        return DEV_VMLINUX_H.parent
+    """A directory holding vmlinux.h, dumped from the kernel's BTF."""
     include_dir.mkdir(parents=True, exist_ok=True)
     target = include_dir / "vmlinux.h"
     if not target.exists():
