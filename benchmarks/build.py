@@ -3,13 +3,13 @@
 
 Baseline ("bare"): what a hand-written Makefile does, `clang -g -O2 -target bpf`
 with the same include folders and vmlinux.h, then `llvm-strip -g`. Against it
-(ecc does the same strip in-process, ecc/build/strip.py):
+(ecc does the same strip in-process, ecc/compiler/strip.py):
 
 - ecc warm:     the precompiled vmlinux.h prefix is in the cache (every build after the first)
 - ecc cold:     no precompiled header yet (the first build of that prefix); the
                 generated vmlinux.h itself is kept, since the baseline needs one too.
                 The build compiles without the PCH and leaves a detached process
-                making it (ecc/build/pch.py); the time is until `ecc build` exits,
+                making it (ecc/compiler/pch.py); the time is until `ecc build` exits,
                 and the next run starts when that process is done (also printed:
                 cold+pch, until the PCH is there)
 - ecc no-cache: `--no-cache`, no precompiled header at all
@@ -78,7 +78,7 @@ def floor_command(py: str, ecc_cmd: list[str], source: Path, workspace: Path,
     added = dict(w.split("=", 1) for w in itertools.takewhile(lambda w: "=" in w, words))
     argv = words[len(added):]
     assert "-include-pch" in argv, "the warm build did not use the precompiled header"
-    mirrors = sorted(workspace.glob("src-*"))  # where ecc runs clang (ecc/build/repro.py)
+    mirrors = sorted(workspace.glob("src-*"))  # where ecc runs clang (ecc/compiler/repro.py)
     cwd = str(mirrors[0] if mirrors else source.parent)
     code = ("import os, subprocess, sys; "
             f"subprocess.run(sys.argv[1:], cwd={cwd!r}, env={{**os.environ, **{added!r}}}, "
@@ -91,8 +91,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
 
-    from ecc.build import compile as cc
-    from ecc.build import pch, tools, vmlinux
+    from ecc.compiler import compile as cc
+    from ecc.compiler import pch, tools, vmlinux
 
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "ecc")], check=True)
     clang = tools.find_tool("clang")

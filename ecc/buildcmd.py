@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .build import BuildOptions
+    from .compiler import BuildOptions
 
 # Every parameter of `ecc build` at its default, as click fills them in
 # (tests/test_cli.py, test_quick_defaults_are_clicks, checks that these are click's own).
@@ -107,8 +107,8 @@ def several_programs(inputs: Sequence[str]) -> bool:
 def build_options(params: dict[str, Any]) -> BuildOptions:
     import shlex
 
-    from .build import BuildOptions
-    from .build.targets import resolve_targets
+    from .compiler import BuildOptions
+    from .compiler.targets import resolve_targets
 
     inputs = params["inputs"]
     # Several --arch values: the first here; build_targets sets each in turn.
@@ -132,12 +132,12 @@ def build_one(params: dict[str, Any], echo: Callable[[str], None]) -> None:
     """Build (or ``--verify``) one program, for each target arch; ``echo`` prints a line
     for the user (stderr)."""
     from . import log
-    from .build.targets import Plan, execute, resolve_targets, verify_error, verify_plan
+    from .compiler.targets import Plan, execute, resolve_targets, verify_error, verify_plan
     from .errors import EccError
 
     link_spec = None
     if params["link"]:
-        from .build.link import link_spec as make_link_spec
+        from .compiler.link import link_spec as make_link_spec
 
         link_spec = make_link_spec(params["link"], params["inputs"])
     plan = Plan(build_options(params),
@@ -174,8 +174,8 @@ def build_several(params: dict[str, Any], echo: Callable[[str], None]) -> None:
     finishes, then a summary; exit 1 if any failed."""
     import time
 
-    from .build.batch import Outcome, build_many, expand_sources
-    from .build.targets import check_batch, write_batch_files
+    from .compiler.batch import Outcome, build_many, expand_sources
+    from .compiler.targets import check_batch, write_batch_files
 
     check_batch(params["arch"], params["verify"])
     sources = expand_sources(params["inputs"])

@@ -39,7 +39,7 @@ def check_file(path: str) -> CheckResult:
 
     A file that is no package at all raises :class:`PackageError`, like ``ecc run``.
     """
-    from .run.source import PackageDocument, read_document
+    from .package.source import PackageDocument, read_document
 
     read = _standalone(path) or read_document(path)
     origin, document = read.origin, read.document
@@ -54,7 +54,7 @@ def check_file(path: str) -> CheckResult:
             return CheckResult(origin, (*problems, f"{origin}: {exc}"), (), "")
         object_bytes, meta = package.object_bytes, package.meta
     assert object_bytes is not None and isinstance(read, PackageDocument)
-    from .run.source import inspect_package
+    from .package.source import inspect_package
 
     loaded, found = inspect_package(origin, object_bytes, meta)
     problems += found
@@ -76,22 +76,22 @@ def check_file(path: str) -> CheckResult:
 
 def _standalone(path: str) -> Any:
     """The package inside a standalone file (``ecc build --standalone``), else None."""
-    from .run.source import PackageDocument, _parse_document
-    from .standalone import read_embedded
+    from .package.embedded import read_embedded
+    from .package.source import PackageDocument, parse_document
 
     if path == "-":
         return None
     embedded = read_embedded(path)
     if embedded is None:
         return None
-    return PackageDocument(path, _parse_document(path, embedded, False))
+    return PackageDocument(path, parse_document(path, embedded, False))
 
 
 def schema_problems(document: Any, *, meta_only: bool = False) -> list[str]:
     """Where the document breaks the package schema: 'field PATH: what', sorted by path."""
     import jsonschema
 
-    from .schema import package_schema
+    from .package.schema import package_schema
 
     schema = package_schema()
     if meta_only:  # a .skel file holds the meta alone

@@ -18,7 +18,7 @@ from .errors import EccError
 from .launch import report_error
 
 if TYPE_CHECKING:
-    from .build import BuildOptions
+    from .compiler import BuildOptions
 
 # Each command is made by its factory only when it is used: building all of
 # them (dozens of options) is most of what `ecc --help` would otherwise cost.

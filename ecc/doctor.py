@@ -56,7 +56,7 @@ class _State:
 
 
 def _tool_output(argv: Sequence[str]) -> tuple[int, str]:
-    from .build import tools
+    from .compiler import tools
 
     try:
         result = tools.run(argv, what=f"running {os.path.basename(argv[0])}", check=False)
@@ -71,7 +71,7 @@ def _first_line(text: str) -> str:
 
 
 def check_clang(state: _State, explicit: str | None) -> Check:
-    from .build import tools
+    from .compiler import tools
     from .errors import ToolNotFoundError
 
     try:
@@ -152,7 +152,7 @@ def core_relocation_bytes(obj: bytes) -> int:
 
 
 def check_llvm_strip(explicit: str | None) -> Check:
-    from .build import tools
+    from .compiler import tools
     from .errors import ToolNotFoundError
 
     try:
@@ -172,7 +172,7 @@ def check_llvm_strip(explicit: str | None) -> Check:
 
 
 def check_bpftool(explicit: str | None) -> Check:
-    from .build import tools
+    from .compiler import tools
     from .errors import ToolNotFoundError
 
     try:
@@ -189,7 +189,7 @@ def check_bpftool(explicit: str | None) -> Check:
 
 def _include_dirs(state: _State) -> list[str]:
     if state.clang is not None:
-        from .build.compile import system_include_dirs
+        from .compiler.compile import system_include_dirs
 
         try:
             return system_include_dirs(state.clang)

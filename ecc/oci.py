@@ -39,7 +39,7 @@ from . import __version__
 from .errors import EccError, FetchError
 
 if TYPE_CHECKING:
-    from .run.source import LoadedPackage
+    from .package.source import LoadedPackage
 
 ARTIFACT_TYPE = "application/vnd.ecc.bpf.package.v1"
 LAYER_JSON = "application/vnd.ecc.bpf.package.v1+json"
@@ -159,7 +159,7 @@ def make_manifest(package: bytes, file_name: str, yaml: bool,
 def push_package(path: str, ref_text: str, *, arch: str, plain_http: bool = False) -> str:
     """Push the package file at ``path`` to ``ref_text``; the manifest digest."""
     from .arch import TARGET_ARCHES
-    from .run.source import read_package_data
+    from .package.source import read_package_data
 
     if arch not in TARGET_ARCHES:
         raise EccError(f"--arch {arch}: unknown; use one of {', '.join(TARGET_ARCHES)}")
@@ -202,7 +202,7 @@ class Pulled:
 
 def pull_package(ref_text: str, *, plain_http: bool = False) -> Pulled:
     """Fetch and verify a package: manifest digest, layer digest and size, package content."""
-    from .run.source import read_package_data
+    from .package.source import read_package_data
 
     ref = parse_reference(ref_text)
     with _Registry(ref, plain_http) as registry:

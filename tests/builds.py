@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecc.build import BuildResult, build
 from ecc.cli import parse_build_args
+from ecc.compiler import BuildResult, build
 from ecc.errors import EccError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -270,7 +270,7 @@ def compile_command(commands: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The clang compile that made a build's object: the last one recorded.
 
     A build compiles twice when the precompiled header lost an extern's BTF
-    (ecc/build/externs.py); the second compile, without it, is the object.
+    (ecc/compiler/externs.py); the second compile, without it, is the object.
     """
     found = [c for c in commands if "-c" in c["argv"] and "-target" in c["argv"]]
     if not found:

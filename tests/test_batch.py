@@ -1,4 +1,4 @@
-"""Several programs in one ``ecc build`` (ecc/build/batch.py): -j, the status lines,
+"""Several programs in one ``ecc build`` (ecc/compiler/batch.py): -j, the status lines,
 and the order taken from the last batch's build times (issue 7)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLES, requires_clang
 
-from ecc.build.batch import DURATIONS_FILE, load_durations, longest_first
+from ecc.compiler.batch import DURATIONS_FILE, load_durations, longest_first
 
 
 def test_longest_first_known_by_time_unknown_first_by_size(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def _shown(result: subprocess.CompletedProcess[str]) -> tuple[bool, list[str]]:
 def test_batch_records_build_times_for_the_next_order(tmp_path: Path) -> None:
     """Also: `ecc build A B -j 2` builds without importing click, and says the same
     as through the click command."""
-    from ecc.build.compile import host_arch
+    from ecc.compiler.compile import host_arch
 
     cache = tmp_path / "cache"
     broken = tmp_path / "broken" / "broken.bpf.c"

@@ -25,7 +25,7 @@ from conftest import EXAMPLES, require
 from runner import EccRun, exec_row, run_child
 
 from ecc.btf import Kind, parse_btf
-from ecc.build.btfgen import MAX_BTF_BYTES, tar_bytes, write_btfgen_tar
+from ecc.compiler.btfgen import MAX_BTF_BYTES, tar_bytes, write_btfgen_tar
 from ecc.errors import EccError, PackageError
 from ecc.run.btfarchive import Host, choose_btf, parse_os_release
 

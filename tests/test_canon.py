@@ -1,4 +1,4 @@
-"""The canonical BTF order (ecc/btf/canon.py, ecc/build/btforder.py).
+"""The canonical BTF order (ecc/btf/canon.py, ecc/compiler/btforder.py).
 
 clang numbers BTF types one way with the precompiled vmlinux.h and another
 without (test_pch.py shows the two builds now give the same bytes). Here: the
@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecc.btf import Kind, canon, parse_btf
-from ecc.build import BuildOptions, build
+from ecc.compiler import BuildOptions, build
 from ecc.elf import read_object
 from ecc.errors import BtfError
 
@@ -255,7 +255,7 @@ def test_tags_and_enum64_with_and_without_the_pch(tmp_path: Path, kernel: None,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """DECL_TAG (last, by target), TYPE_TAG and ENUM64 go through the canonical order:
     the cold, warm and --no-cache builds agree, and libbpf loads the result."""
-    from ecc.build import pch
+    from ecc.compiler import pch
     from ecc.run import libbpf as L
 
     monkeypatch.setenv("ECC_CACHE_DIR", str(tmp_path / "cache"))

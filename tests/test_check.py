@@ -20,7 +20,7 @@ from builds import CASES, Built, all_units
 from conftest import EXAMPLES, needs, requires_clang
 
 from ecc.check import check_file, schema_problems
-from ecc.schema import package_schema
+from ecc.package.schema import package_schema
 
 # Every check opens the object with libbpf.
 pytestmark = needs("libbpf")

@@ -20,7 +20,7 @@ import pytest
 from conftest import needs, require, require_or_skip
 from containers import Podman
 
-from ecc.build import pch
+from ecc.compiler import pch
 from ecc.docker import Mount, OptionSpec, _Relay, container_args
 from ecc.errors import EccError
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from builds import CASES, Built, all_units
 
-from ecc.schema import package_schema
+from ecc.package.schema import package_schema
 
 CASE_NAMES = [u.name for u in all_units(CASES)]
 # Cases whose build must fail (expected-error.txt) have no package to check.

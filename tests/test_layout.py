@@ -15,7 +15,7 @@ OWNERS = {
     "click": {"ecc/cli.py"},
     "elftools": {"ecc/elf.py"},
     "ctypes": {"ecc/run/libbpf.py"},
-    "subprocess": {"ecc/build/tools.py"},
+    "subprocess": {"ecc/compiler/tools.py"},
     "oras": {"ecc/oci.py"},      # the OCI registry client
     "requests": {"ecc/oci.py"},  # only to catch the errors oras lets through
     "urllib.request": {"ecc/run/fetch.py"},
@@ -35,7 +35,7 @@ def test_one_importer_per_dependency(module: str) -> None:
 def test_readers_and_loader_do_not_import_each_other() -> None:
     for path in (ROOT / "ecc" / "run").rglob("*.py"):
         text = path.read_text()
-        assert "from ..build" not in text and "ecc.build" not in text, path
+        assert "from ..compiler" not in text and "ecc.compiler" not in text, path
     for path in (ROOT / "ecc" / "build").rglob("*.py"):
         assert "from ..run" not in path.read_text(), path
 

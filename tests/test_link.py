@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import requires_clang
 
-from ecc.schema import package_schema
+from ecc.package.schema import package_schema
 
 pytestmark = requires_clang
 
@@ -67,7 +67,7 @@ def test_two_files_make_one_package(linked: Path) -> None:
 
 
 def test_linked_export_type_id_matches_btf(linked: Path) -> None:
-    from ecc.run.source import read_package
+    from ecc.package.source import read_package
 
     loaded = read_package(str(linked / "package.json"))  # checks every export type id
     assert loaded.btf is not None

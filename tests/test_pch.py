@@ -13,8 +13,8 @@ from conftest import EXAMPLES, requires_clang
 
 from ecc.btf import Btf, Kind, parse_btf, type_str
 from ecc.btf.types import Enum, Struct, Union
-from ecc.build import BuildOptions, BuildResult, build, pch
-from ecc.build.pch import prefix_includes
+from ecc.compiler import BuildOptions, BuildResult, build, pch
+from ecc.compiler.pch import prefix_includes
 from ecc.elf import read_object
 from ecc.errors import EccError
 
@@ -36,7 +36,7 @@ def test_prefix_eligibility(text: str, expected: tuple[str, ...] | None) -> None
 
 
 def test_unguarded_vmlinux_gets_no_pch(tmp_path: Path) -> None:
-    from ecc.build.pch import has_include_guard
+    from ecc.compiler.pch import has_include_guard
 
     guarded, unguarded, once = (tmp_path / n for n in ("g.h", "u.h", "o.h"))
     guarded.write_text("/* c */\n#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n#endif\n")
@@ -222,7 +222,7 @@ def test_background_maker_runs_this_very_ecc(tmp_path: Path) -> None:
     folder = tmp_path / "entry"
     script = (f"import sys; sys.path.insert(0, {str(copy)!r})\n"
               "from pathlib import Path\n"
-              "from ecc.build import pch\n"
+              "from ecc.compiler import pch\n"
               f"folder = Path({str(folder)!r})\n"
               "entry = pch.PchEntry(folder, folder / 'prefix.h', folder / 'prefix.h.pch', (),"
               " ('#include \"vmlinux.h\"',))\n"
@@ -242,7 +242,7 @@ def test_library_build_leaves_no_child_behind(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    script = ("from ecc.build import BuildOptions, build\n"
+    script = ("from ecc.compiler import BuildOptions, build\n"
               f"build(BuildOptions(source={str(BOOTSTRAP / 'bootstrap.bpf.c')!r}, "
               f"output_dir={str(tmp_path / 'out')!r}))\n")
     result = subprocess.run([sys.executable, "-X", "dev", "-c", script], capture_output=True,
@@ -254,7 +254,7 @@ def test_library_build_leaves_no_child_behind(tmp_path: Path) -> None:
 
 
 def test_clang_env_puts_the_users_tunables_last(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ecc.build.tools import CLANG_TUNABLES, clang_env
+    from ecc.compiler.tools import CLANG_TUNABLES, clang_env
 
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     assert clang_env() == {"GLIBC_TUNABLES": CLANG_TUNABLES}
@@ -288,7 +288,7 @@ def test_speed_settings_leave_the_object_unchanged(tmp_path: Path, fresh_cache: 
     test_pch_builds_are_reproducible): only the DWARF differs, and it is stripped."""
     import subprocess
 
-    from ecc.build.strip import strip_debug
+    from ecc.compiler.strip import strip_debug
 
     warm = source == "warm"
     if warm:  # a first build makes the PCH the second one uses

@@ -1,7 +1,7 @@
 """Externs and the precompiled header (issue 27): a warm build is the cold build, byte for byte.
 
 clang writes no BTF for an extern declared in the precompiled prefix unless a
-direct call emits it (ecc/build/externs.py). The build notices, compiles again
+direct call emits it (ecc/compiler/externs.py). The build notices, compiles again
 without the PCH and marks the source, so these tests check: the loss is real
 with clang's own output, the shipped object is the cold one, the mark spares
 later builds the wasted compile, and the warm objects load into the kernel.
@@ -20,10 +20,10 @@ import pytest
 from builds import CASES, Unit, all_units
 from conftest import kernel_config, requires_clang
 
-from ecc.build import BuildOptions, BuildResult, build, pch
-from ecc.build.externs import externs_without_btf
-from ecc.build.strip import strip_debug
 from ecc.cli import parse_build_args
+from ecc.compiler import BuildOptions, BuildResult, build, pch
+from ecc.compiler.externs import externs_without_btf
+from ecc.compiler.strip import strip_debug
 
 # Every extern each case's object names, written by hand from the sources (not by
 # running ecc), and the ones a compile with the PCH leaves without BTF.

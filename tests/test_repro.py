@@ -13,7 +13,7 @@ import pytest
 from builds import EXAMPLES, Built, build_all, discover
 from conftest import require, requires_clang
 
-from ecc.build.report import parse_depfile
+from ecc.compiler.report import parse_depfile
 from ecc.elf import read_object
 
 pytestmark = requires_clang
@@ -248,7 +248,7 @@ def test_file_macro_and_no_cache_builds_are_reproducible(cache: bool, tmp_path: 
                                                          cache_env: Path) -> None:
     """__FILE__ is mapped like line info; without the PCH too, clang runs with fixed
     addresses (its BTF order varied from run to run before)."""
-    from ecc.build import BuildOptions, build
+    from ecc.compiler import BuildOptions, build
 
     objects = set()
     for folder in ("x", "a-longer-folder/and-deeper", "y"):
@@ -263,7 +263,7 @@ def test_file_macro_and_no_cache_builds_are_reproducible(cache: bool, tmp_path: 
 
 
 def test_path_map_names_the_most_specific_folder() -> None:
-    from ecc.build.repro import PathMap
+    from ecc.compiler.repro import PathMap
 
     paths = PathMap.for_build("/src/prog", workspace="/tmp/ecc-1", cache="/home/u/.cache/ecc",
                               vmlinux_dir="/home/u/.cache/ecc/vmlinux/ab",
@@ -285,7 +285,7 @@ def test_path_map_names_the_most_specific_folder() -> None:
 
 
 def test_json_difference_names_paths() -> None:
-    from ecc.build.repro import describe_difference
+    from ecc.compiler.repro import describe_difference
 
     old = json.dumps({"meta": {"a": [1, 2], "b": "x", "gone": 1}}).encode()
     new = json.dumps({"meta": {"a": [1, 3, 4], "b": "x", "new": True}}).encode()
@@ -306,7 +306,7 @@ def test_digest_is_remembered_only_for_settled_files(tmp_path: Path,
     import os
     import time
 
-    from ecc.build import provenance
+    from ecc.compiler import provenance
 
     header = tmp_path / "vmlinux.h"
     header.write_text("one\n")

@@ -65,7 +65,7 @@ def test_build_writes_an_executable_beside_the_package(built_out: Path) -> None:
             "click/core.py", "elftools/elf/elffile.py",
             "licenses/click/LICENSE.txt", "licenses/pyelftools/LICENSE"} <= names
     # Only the loader: nothing of the compiler, nor the registry client.
-    assert not any(n.startswith("ecc/build/") for n in names)
+    assert not any(n.startswith("ecc/compiler/") for n in names)
     assert "ecc/oci.py" not in names and "ecc/doc_comments.py" not in names
 
 
@@ -130,7 +130,7 @@ def test_output_is_reproducible(built_out: Path, tmp_path: Path) -> None:
 
 
 def test_broken_embedded_package_is_one_line(tmp_path: Path, built_out: Path) -> None:
-    from ecc.standalone import standalone_bytes
+    from ecc.compiler.standalone import standalone_bytes
 
     package = json.loads((built_out / "package.json").read_text())
     package["bpf_object_size"] += 8

@@ -1,4 +1,4 @@
-"""The in-process ``strip -g`` (ecc/build/strip.py) against the real llvm-strip.
+"""The in-process ``strip -g`` (ecc/compiler/strip.py) against the real llvm-strip.
 
 Every example is compiled (real clang, the build's own flags, kept in a
 workspace), stripped by both, and the two objects compared section by
@@ -27,8 +27,8 @@ from elftools.elf.relocation import RelocationSection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecc.build import compile as cc
-from ecc.build.strip import StripUnsupported, strip_debug
+from ecc.compiler import compile as cc
+from ecc.compiler.strip import StripUnsupported, strip_debug
 from ecc.elf import read_object
 from ecc.errors import ElfError
 

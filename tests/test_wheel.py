@@ -104,7 +104,7 @@ def test_distributions_hold_the_package_templates_and_docker_files(dists: Dists)
     assert {m for m in members if not m.startswith(info)} == {
         f"{IN_WHEEL[folder]}/{rel}" for folder in IN_WHEEL
         for rel in source_files(dists.src, folder)}
-    assert {"ecc/package.schema.json", "ecc/py.typed", "ecc/cli.py", "ecc/_docker/Dockerfile",
+    assert {"ecc/package/schema.json", "ecc/py.typed", "ecc/cli.py", "ecc/_docker/Dockerfile",
             "ecc/_docker/entrypoint.sh", "ecc/_templates/project/NAME.bpf.c.j2",
             "ecc/_templates/project/.gitignore.j2",
             "ecc/_templates/project/.github/workflows/build.yml.j2"} <= members

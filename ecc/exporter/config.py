@@ -136,7 +136,7 @@ class ProgramSpec:
     """A checked program entry: its package, option values and metrics."""
 
     name: str
-    package: Any  # ecc.run.source.LoadedPackage
+    package: Any  # ecc.package.source.LoadedPackage
     section_values: dict[str, bytes]
     counters: tuple[CounterSpec, ...]
     histograms: tuple[HistogramSpec, ...]
@@ -287,7 +287,7 @@ def _no_unknown(entry: Mapping[str, Any], known: Sequence[str], where: str) -> N
 def _package(entry: Mapping[str, Any], where: str, base_dir: str) -> Any:
     from ..errors import PackageError
     from ..package import parse_package
-    from ..run.source import check_package, read_package
+    from ..package.source import check_package, read_package
 
     filename, data = entry.get("compiled_ebpf_filename"), entry.get("ebpf_data")
     if filename not in (None, "") and data not in (None, ""):

@@ -10,7 +10,7 @@ import re
 from typing import NamedTuple
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class ExportSpec(NamedTuple):
     """Structs to export and where their names came from (for messages)."""
 

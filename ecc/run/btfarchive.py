@@ -1,4 +1,4 @@
-"""Packages with tailored BTF (``ecc build --btfgen``): reading the tar safely, choosing the BTF.
+"""Packages with tailored BTF (``ecc build --btfgen``): choosing the BTF for this kernel.
 
 The tar holds ``package.json``, the object, and minimized kernel BTF files at
 ``btfhub-archive/<distro>/<version>/<arch>/<kernel>.btf``, the layout eunomia's
@@ -7,96 +7,24 @@ ecli unpacks (it looks up ``btfhub-archive/<os-release ID>/<VERSION_ID>/
 ``/sys/kernel/btf/vmlinux``). We follow the same rule, plus ``--btf`` to force
 a file or an entry of the tar.
 
-The tar is untrusted: nothing is extracted to disk by the tar's own names. Any
-entry that is a link, a device, outside the package or oversized refuses the
-whole package, which has been tampered with or was not made by a packer.
+The tar itself is read by ecc/package/tar.py.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import io
 import os
-import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .. import log
 from ..errors import EccError, PackageError
+from ..package.tar import ARCHIVE_PREFIX, entry_name
 
-ARCHIVE_PREFIX = "btfhub-archive"
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
-# Kernel BTF is 3 to 10 MB before minimizing, a few KB after.
-MAX_BTF_BYTES = 256 * 1024 * 1024
-MAX_PACKAGE_JSON_BYTES = 256 * 1024 * 1024
-# A BTFHub archive has a few thousand kernels; far more entries is a tar bomb.
-MAX_ENTRIES = 100_000
-
-
-@dataclass(frozen=True)
-class TarPackage:
-    package_bytes: bytes          # the package.json inside
-    btfs: dict[str, bytes]        # '<distro>/<version>/<arch>/<kernel>.btf' -> BTF
-
-
-def _problem(member: tarfile.TarInfo) -> str | None:
-    from ..fileio import tar_member_problem
-
-    name = member.name
-    problem = tar_member_problem(member, outside="the package", refuse_sparse=True)
-    if problem:
-        return problem
-    limit = MAX_PACKAGE_JSON_BYTES if _normal(name) == "package.json" else MAX_BTF_BYTES
-    if member.size > limit:
-        return f"is {member.size} bytes, over the {limit}-byte limit"
-    return None
-
-
-def _normal(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.rstrip("/")
-
-
-def read_tar(origin: str, data: bytes) -> TarPackage:
-    """package.json and the BTF files of a ``--btfgen`` tar; PackageError on anything hostile."""
-    package: bytes | None = None
-    btfs: dict[str, bytes] = {}
-    seen: set[str] = set()
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            for count, member in enumerate(tar, 1):
-                if count > MAX_ENTRIES:
-                    raise PackageError(f"{origin}: more than {MAX_ENTRIES} entries; not a package")
-                problem = _problem(member)
-                if problem:
-                    raise PackageError(f"{origin}: entry '{member.name}' {problem}; refusing it")
-                name = _normal(member.name)
-                if member.isdir() or name in ("", "."):
-                    continue
-                if name in seen:
-                    raise PackageError(f"{origin}: entry '{name}' appears twice; refusing it")
-                seen.add(name)
-                parts = name.split("/")
-                wanted = name == "package.json" or (
-                    parts[0] == ARCHIVE_PREFIX and len(parts) == 5 and name.endswith(".btf"))
-                if not wanted:
-                    continue  # the .bpf.o (package.json carries it too), notes, ...
-                source = tar.extractfile(member)
-                content = source.read() if source is not None else b""
-                if name == "package.json":
-                    package = content
-                else:
-                    btfs["/".join(parts[1:])] = content
-    except tarfile.TarError as exc:
-        raise PackageError(f"{origin}: not a valid tar ({exc})") from exc
-    if package is None:
-        raise PackageError(f"{origin}: no package.json in it; a --btfgen package holds one at "
-                           f"its top")
-    return TarPackage(package, btfs)
 
 
 @dataclass(frozen=True)
@@ -154,7 +82,7 @@ def choose_btf(archive: Mapping[str, bytes] | None, origin: str, forced: str | N
     if forced:
         if os.path.isfile(forced):
             return BtfChoice(None, forced)
-        entry = _normal(forced)
+        entry = entry_name(forced)
         entry = entry[len(ARCHIVE_PREFIX) + 1:] if entry.startswith(ARCHIVE_PREFIX + "/") else entry
         if archive is not None and entry in archive:
             log.info("using BTF %s from %s", entry, origin)

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 
 from .. import __version__
 from ..errors import FetchError
-from .source import LoadedPackage, read_package, read_package_data
+from ..package.source import LoadedPackage, read_package, read_package_data
 
 if TYPE_CHECKING:
     import urllib.request
@@ -36,7 +36,7 @@ def open_package(ref: str, *, plain_http: bool = False) -> LoadedPackage:
     if ref.startswith("oci://"):
         return _read_oci(ref, plain_http)
     if ref != "-" and os.path.isfile(ref):
-        from ..standalone import read_embedded
+        from ..package.embedded import read_embedded
 
         embedded = read_embedded(ref)
         if embedded is not None:

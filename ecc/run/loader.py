@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import EccError, KernelLimitError, PackageError
+from ..package.source import LoadedPackage
 from . import libbpf
-from .source import LoadedPackage
 
 MAP_TYPE_PERF_EVENT_ARRAY = 4
 MAP_TYPE_RINGBUF = 27

@@ -1,7 +1,7 @@
 """Is a package built for this machine's architecture?
 
 A package from ``ecc build`` records its target arch in ``meta.provenance``
-(ecc/build/provenance.py). Code built for another arch reads the wrong
+(ecc/compiler/provenance.py). Code built for another arch reads the wrong
 registers (``PT_REGS_PARM1`` is ``regs[0]`` on arm64, ``di`` on x86), and the
 kernel cannot tell: it loads, and reports garbage. So ``ecc run`` refuses it,
 unless ``--force``. Packages without provenance (the reference ecc's) pass.

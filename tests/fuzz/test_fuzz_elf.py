@@ -89,7 +89,7 @@ def meta_or_error(data: bytes) -> None:
     from ecc.errors import EccError
     from ecc.meta.exports import ExportSpec
     from ecc.meta.skel import build_meta
-    from ecc.run.source import check_package
+    from ecc.package.source import check_package
 
     try:
         obj = read_object(data)

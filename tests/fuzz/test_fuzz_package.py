@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecc.errors import EccError
+from ecc.package.source import check_package
 from ecc.run.options import option_specs
-from ecc.run.source import check_package
 
 OBJECT = Path(__file__).resolve().parent.parent / "data" / "elf" / "bootstrap.o"
 WRONG = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=5), st.booleans(),

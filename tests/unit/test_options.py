@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from ecc.btf import Btf, Kind, parse_btf
 from ecc.btf.types import Datasec, Var
-from ecc.build.compile import parse_include_dirs
+from ecc.compiler.compile import parse_include_dirs
 from ecc.elf import BpfObject, read_object
 from ecc.errors import AnnotationError, EccError, PackageError
 from ecc.meta.skel import build_meta

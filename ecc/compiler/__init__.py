@@ -190,7 +190,7 @@ def _build(opts: BuildOptions, deferred: list[Callable[[], None]]) -> BuildResul
     outputs += [btf_tar.path] if btf_tar is not None else []
     timer.lap("write")
     if opts.standalone:
-        from ..standalone import write_standalone
+        from .standalone import write_standalone
 
         outputs.append(write_standalone(out_dir, stem, obj_bytes, meta))
         timer.lap("standalone")

@@ -17,7 +17,7 @@ from ..btf import Btf, Kind, parse_btf
 from ..btf.types import Struct
 from ..elf import BpfObject, read_object
 from ..errors import BtfError, ElfError, PackageError
-from ..package import MAX_OBJECT_BYTES, parse_package
+from .codec import MAX_OBJECT_BYTES, parse_package
 
 # A package is the object (base64 of zlib) plus metadata; far below this.
 MAX_PACKAGE_BYTES = 256 * 1024 * 1024
@@ -50,7 +50,7 @@ def _read_bytes(path: str) -> bytes:
                         directory_hint="; give its package.json", too_large="; not a package")
 
 
-def _parse_document(origin: str, data: bytes, yaml_first: bool) -> Any:
+def parse_document(origin: str, data: bytes, yaml_first: bool) -> Any:
     from ..fileio import parse_json_or_yaml
 
     try:
@@ -78,7 +78,7 @@ def read_document(path: str, *, limit: int = MAX_OBJECT_BYTES) -> PackageDocumen
     data, archive = _read_bytes(path), None
     # ecc build --btfgen's <stem>.tar; by name, or by its magic (POSIX, GNU) from stdin.
     if base.endswith(".tar") or data[257:263] == b"ustar\0" or data[257:265] == b"ustar  \0":
-        from .btfarchive import read_tar
+        from .tar import read_tar
 
         tar = read_tar(origin, data)
         data, archive, base = tar.package_bytes, tar.btfs, "package.json"
@@ -87,9 +87,9 @@ def read_document(path: str, *, limit: int = MAX_OBJECT_BYTES) -> PackageDocumen
     if skel_suffix is None:
         if len(data) > MAX_PACKAGE_BYTES:
             raise PackageError(f"{origin}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
-        return PackageDocument(origin, _parse_document(origin, data, yaml_first),
+        return PackageDocument(origin, parse_document(origin, data, yaml_first),
                                btf_archive=archive)
-    document = _parse_document(origin, data, yaml_first)
+    document = parse_document(origin, data, yaml_first)
     if not isinstance(document, dict) or "bpf_skel" not in document:
         raise PackageError(f"{origin}: a .skel file must hold the meta object (bpf_skel)")
     object_path = path[: -len(skel_suffix)] + ".bpf.o"
@@ -121,7 +121,7 @@ def read_package_data(origin: str, data: bytes, *, yaml_first: bool = False,
     """Check a package held in memory (from a URL, a registry, a standalone file) like a file."""
     if len(data) > MAX_PACKAGE_BYTES:
         raise PackageError(f"{origin}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
-    return _check_document(origin, _parse_document(origin, data, yaml_first), limit)
+    return _check_document(origin, parse_document(origin, data, yaml_first), limit)
 
 
 def _check_document(origin: str, document: Any, limit: int) -> LoadedPackage:

@@ -8,7 +8,7 @@ at the top level. It goes in ``meta`` so that the ``.skel.json`` (which is
 
 What: ecc's version, the target arch, the compiler (and linker) versions, the
 flags, and a SHA-256 of every source and header clang read. Paths are written
-through the build's :class:`~ecc.build.repro.PathMap` (``./prog.bpf.c``,
+through the build's :class:`~ecc.compiler.repro.PathMap` (``./prog.bpf.c``,
 ``<cache>/vmlinux/<id>/vmlinux.h``), so the record is as reproducible as the
 object: two builds in different folders record the same thing.
 """

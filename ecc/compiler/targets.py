@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .result import BuildResult
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class Target(NamedTuple):
     arch: str | None          # None: the host's
     vmlinux: str | None = None
@@ -125,7 +125,7 @@ def check_explicit_vmlinux(opts: BuildOptions, source_dir: str, vmlinux_dir: str
 # --- one `ecc build` command: builds, then --report/--depfile, or --verify -----
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class Plan(NamedTuple):
     template: BuildOptions
     targets: tuple[Target, ...]

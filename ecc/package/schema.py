@@ -11,6 +11,6 @@ from typing import Any
 @cache
 def package_schema() -> dict[str, Any]:
     """The schema every package ecc writes validates against (``ecc check`` applies it)."""
-    text = resources.files("ecc").joinpath("package.schema.json").read_text(encoding="utf-8")
+    text = resources.files("ecc.package").joinpath("schema.json").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema

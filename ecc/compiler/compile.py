@@ -62,7 +62,7 @@ def parse_include_dirs(verbose_output: str) -> list[str]:
     return dirs
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class CompileRequest(NamedTuple):
     wrapper: str            # path of the generated translation unit
     output: str             # object clang writes

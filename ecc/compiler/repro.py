@@ -53,7 +53,7 @@ def _inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(os.path.join(folder, ""))
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class PathMap(NamedTuple):
     """Absolute folders and the fixed names they have in what a build writes."""
 
@@ -199,7 +199,7 @@ def unalias(text: str, alias: str, real: str) -> str:
 MAX_DIFFERENCES = 6  # per file: enough to see the pattern, short enough to read
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class Verification(NamedTuple):
     compared: tuple[str, ...]       # paths relative to the output folder
     differences: tuple[str, ...]    # one line each, naming file and place

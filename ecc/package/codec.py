@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PackageError
+from ..errors import PackageError
 
 # A fixed level keeps packages byte-identical across builds and zlib versions' defaults;
 # 6 compresses a BPF object within 1% of 9, in a third of the time.

@@ -25,7 +25,7 @@ DEBIAN_PACKAGE = {
 }
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class Result(NamedTuple):
     returncode: int
     stdout: bytes

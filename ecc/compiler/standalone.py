@@ -8,7 +8,7 @@ command turns the program's variables into options. The target needs Python
 
 Inside:
 
-- ``__main__.py``: checks the Python version, then calls :func:`main`.
+- ``__main__.py``: checks the Python version, then runs ``ecc run <this file> ARGS``.
 - ``package.json``: the package, always JSON (no PyYAML needed on the target).
 - ``ecc/``: only the modules ``ecc run`` imports (:func:`ecc_modules`).
 - ``click/`` and ``elftools/``: copied from the build machine's installed copies,
@@ -39,25 +39,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import EccError, PackageError
+from ..errors import EccError
+from ..package.embedded import MAIN_NAME, PACKAGE_NAME
 
 SHEBANG = b"#!/usr/bin/env python3\n"
-PACKAGE_NAME = "package.json"
-MAIN_NAME = "__main__.py"
 # What `ecc run` imports is found by reading the import statements (ecc_modules), from
-# these roots: the command line (module level only: its commands import lazily), this
-# module, and every module of ecc/run. The standalone tests run the file under
-# `python -I -S`, so a module missed here fails them.
-ROOTS = ("cli", "standalone", "run")
+# these roots: the command line (module level only: its commands import lazily) and
+# every module of ecc/run. The standalone tests run the file under `python -I -S`, so a
+# module missed here fails them.
+ROOTS = ("cli", "run")
 # Reached from ecc/run but never by a standalone file: its package is always the embedded
 # one, never an OCI reference to pull (ecc.oci, which needs oras), and nothing compiles.
-NOT_BUNDLED = ("ecc.oci", "ecc.build")
+NOT_BUNDLED = ("ecc.oci", "ecc.compiler")
 # import name -> distribution name (for its license)
 VENDORED = {"click": "click", "elftools": "pyelftools"}
 # zip's earliest representable time: a fixed stamp keeps the output reproducible.
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-# The embedded package is written by ecc itself; far larger means this is not our file.
-MAX_EMBEDDED_BYTES = 256 * 1024 * 1024
 
 MAIN_SOURCE = '''\
 # Written by `ecc build -s`: runs the eBPF program in this file like `ecc run package.json`.
@@ -67,45 +64,16 @@ if sys.version_info < (3, 11):
     sys.exit("%s: error: needs Python 3.11 or newer, this is %d.%d"
              % (sys.argv[0], sys.version_info[0], sys.version_info[1]))
 
-from ecc.standalone import main
+from ecc.cli import main
 
-main()
+main(["run", sys.argv[0], *sys.argv[1:]])
 '''
-
-
-def main() -> None:
-    """The standalone file's entry point: ``ecc run <this file> ARGS``."""
-    from .cli import main as cli_main
-
-    cli_main(["run", sys.argv[0], *sys.argv[1:]])
-
-
-def read_embedded(path: str) -> bytes | None:
-    """The package inside a standalone file, or None when ``path`` is not one."""
-    import zipfile
-
-    try:
-        with open(path, "rb") as fh:
-            if fh.read(2) not in (b"#!", b"PK"):
-                return None
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            if MAIN_NAME not in names or PACKAGE_NAME not in names:
-                return None
-            info = archive.getinfo(PACKAGE_NAME)
-            if info.file_size > MAX_EMBEDDED_BYTES:
-                raise PackageError(f"{path}: its {PACKAGE_NAME} claims {info.file_size} bytes; "
-                                   f"not a standalone file of ecc")
-            with archive.open(info) as member:
-                return member.read(MAX_EMBEDDED_BYTES + 1)
-    except (OSError, zipfile.BadZipFile):
-        return None
 
 
 def write_standalone(out_dir: str, stem: str, object_bytes: bytes,
                      meta: dict[str, Any]) -> str:
     """Write ``<stem>.out`` into ``out_dir`` (temp file, then rename); its path."""
-    from .package import dumps_json, make_package
+    from ..package import dumps_json, make_package
 
     data = standalone_bytes(dumps_json(make_package(object_bytes, meta)))
     path = os.path.join(out_dir, f"{stem}.out")
@@ -135,7 +103,7 @@ def standalone_bytes(package_json: str) -> bytes:
 
 def _runtime_entries() -> dict[str, bytes]:
     """The loader's modules, the vendored libraries and their licenses, with bytecode."""
-    ecc_root = Path(__file__).resolve().parent
+    ecc_root = Path(__file__).resolve().parents[1]
     sources = {f"ecc/{rel}": (ecc_root / rel).read_bytes() for rel in ecc_modules(ecc_root)}
     entries: dict[str, bytes] = {}
     for module, dist in VENDORED.items():
@@ -164,8 +132,8 @@ def _compiled(sources: dict[str, bytes]) -> dict[str, bytes]:
     import importlib.util
     import marshal
 
-    from .build.cache import cache_dir  # only at build time: never inside the .out file
-    from .package import write_atomic
+    from ..package import write_atomic
+    from .cache import cache_dir
 
     key = hashlib.sha256(importlib.util.MAGIC_NUMBER + sys.version.encode())
     for name in sorted(sources):

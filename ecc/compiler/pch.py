@@ -53,7 +53,7 @@ spec = importlib.util.spec_from_file_location(
     "ecc", package + "/__init__.py", submodule_search_locations=[package])
 sys.modules["ecc"] = ecc = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ecc)
-from ecc.build.pch import main
+from ecc.compiler.pch import main
 sys.exit(main(sys.argv[2:]))
 """
 # A maker that failed leaves this file; no new attempt for an hour.
@@ -107,7 +107,7 @@ def has_include_guard(header_path: str) -> bool:
     return _GUARD.match(_COMMENTS.sub(lambda m: "\n" * m.group(0).count("\n"), head)) is not None
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/build/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class PchEntry(NamedTuple):
     folder: Path
     header: Path
