@@ -16,8 +16,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import PackageError, ToolNotFoundError
+import jsonschema
+
+from .errors import LibbpfError, PackageError, ToolNotFoundError
 from .package import MAX_OBJECT_BYTES, parse_package
+from .package.embedded import read_embedded
+from .package.schema import package_schema
+from .package.source import PackageDocument, inspect_package, parse_document, read_document
+from .run.libbpf import BpfObject, load_libbpf
 
 BTF_KIND_STRUCT = 4
 
@@ -39,8 +45,6 @@ def check_file(path: str) -> CheckResult:
 
     A file that is no package at all raises :class:`PackageError`, like ``ecc run``.
     """
-    from .package.source import PackageDocument, read_document
-
     read = _standalone(path) or read_document(path)
     origin, document = read.origin, read.document
     skel_only = read.skel_object is not None
@@ -53,9 +57,7 @@ def check_file(path: str) -> CheckResult:
         except PackageError as exc:
             return CheckResult(origin, (*problems, f"{origin}: {exc}"), (), "")
         object_bytes, meta = package.object_bytes, package.meta
-    assert object_bytes is not None and isinstance(read, PackageDocument)
-    from .package.source import inspect_package
-
+    assert object_bytes is not None
     loaded, found = inspect_package(origin, object_bytes, meta)
     problems += found
     notes: list[str] = []
@@ -74,11 +76,8 @@ def check_file(path: str) -> CheckResult:
     return CheckResult(origin, tuple(_unique(problems)), tuple(notes), checked)
 
 
-def _standalone(path: str) -> Any:
+def _standalone(path: str) -> PackageDocument | None:
     """The package inside a standalone file (``ecc build --standalone``), else None."""
-    from .package.embedded import read_embedded
-    from .package.source import PackageDocument, parse_document
-
     if path == "-":
         return None
     embedded = read_embedded(path)
@@ -89,10 +88,6 @@ def _standalone(path: str) -> Any:
 
 def schema_problems(document: Any, *, meta_only: bool = False) -> list[str]:
     """Where the document breaks the package schema: 'field PATH: what', sorted by path."""
-    import jsonschema
-
-    from .package.schema import package_schema
-
     schema = package_schema()
     if meta_only:  # a .skel file holds the meta alone
         schema = {"$schema": schema["$schema"], "$defs": schema["$defs"],
@@ -123,9 +118,6 @@ def _message(error: Any) -> str:
 
 def libbpf_problems(object_bytes: bytes, meta: dict[str, Any]) -> list[str]:
     """What libbpf, opening the object, finds different from the metadata."""
-    from .errors import LibbpfError
-    from .run.libbpf import BpfObject, load_libbpf
-
     load_libbpf()
     skel = meta["bpf_skel"]
     problems: list[str] = []

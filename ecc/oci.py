@@ -33,13 +33,13 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__
+from .arch import TARGET_ARCHES
 from .errors import EccError, FetchError
-
-if TYPE_CHECKING:
-    from .package.source import LoadedPackage
+from .package import write_atomic
+from .package.source import LoadedPackage, read_package_data
 
 ARTIFACT_TYPE = "application/vnd.ecc.bpf.package.v1"
 LAYER_JSON = "application/vnd.ecc.bpf.package.v1+json"
@@ -158,9 +158,6 @@ def make_manifest(package: bytes, file_name: str, yaml: bool,
 
 def push_package(path: str, ref_text: str, *, arch: str, plain_http: bool = False) -> str:
     """Push the package file at ``path`` to ``ref_text``; the manifest digest."""
-    from .arch import TARGET_ARCHES
-    from .package.source import read_package_data
-
     if arch not in TARGET_ARCHES:
         raise EccError(f"--arch {arch}: unknown; use one of {', '.join(TARGET_ARCHES)}")
     ref = parse_reference(ref_text)
@@ -202,8 +199,6 @@ class Pulled:
 
 def pull_package(ref_text: str, *, plain_http: bool = False) -> Pulled:
     """Fetch and verify a package: manifest digest, layer digest and size, package content."""
-    from .package.source import read_package_data
-
     ref = parse_reference(ref_text)
     with _Registry(ref, plain_http) as registry:
         body, announced = registry.get_manifest()
@@ -228,8 +223,6 @@ def pull_package(ref_text: str, *, plain_http: bool = False) -> Pulled:
 def pull_to_file(ref_text: str, output: str | None, *,
                  plain_http: bool = False) -> tuple[Pulled, str]:
     """Pull, verify, then write through a temp file and a rename; nothing on failure."""
-    from .package import write_atomic
-
     pulled = pull_package(ref_text, plain_http=plain_http)
     name = "package.yaml" if pulled.yaml else "package.json"
     path = output or name

@@ -17,6 +17,7 @@ from ..btf import Btf, Kind, parse_btf
 from ..btf.types import Struct
 from ..elf import BpfObject, read_object
 from ..errors import BtfError, ElfError, PackageError
+from ..fileio import parse_json_or_yaml, read_limited
 from .codec import MAX_OBJECT_BYTES, parse_package
 
 # A package is the object (base64 of zlib) plus metadata; far below this.
@@ -44,15 +45,11 @@ def _read_bytes(path: str) -> bytes:
         if len(data) > MAX_PACKAGE_BYTES:
             raise PackageError(f"{path}: larger than {MAX_PACKAGE_BYTES} bytes; not a package")
         return data
-    from ..fileio import read_limited
-
     return read_limited(path, label=path, limit=MAX_PACKAGE_BYTES, error=PackageError,
                         directory_hint="; give its package.json", too_large="; not a package")
 
 
 def parse_document(origin: str, data: bytes, yaml_first: bool) -> Any:
-    from ..fileio import parse_json_or_yaml
-
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -78,7 +75,7 @@ def read_document(path: str, *, limit: int = MAX_OBJECT_BYTES) -> PackageDocumen
     data, archive = _read_bytes(path), None
     # ecc build --btfgen's <stem>.tar; by name, or by its magic (POSIX, GNU) from stdin.
     if base.endswith(".tar") or data[257:263] == b"ustar\0" or data[257:265] == b"ustar  \0":
-        from .tar import read_tar
+        from .tar import read_tar  # tarfile only for a tar: not on every run's path
 
         tar = read_tar(origin, data)
         data, archive, base = tar.package_bytes, tar.btfs, "package.json"

@@ -15,6 +15,7 @@ import tarfile
 from dataclasses import dataclass
 
 from ..errors import PackageError
+from ..fileio import tar_member_problem
 
 ARCHIVE_PREFIX = "btfhub-archive"
 # Kernel BTF is 3 to 10 MB before minimizing, a few KB after.
@@ -31,8 +32,6 @@ class TarPackage:
 
 
 def _problem(member: tarfile.TarInfo) -> str | None:
-    from ..fileio import tar_member_problem
-
     name = member.name
     problem = tar_member_problem(member, outside="the package", refuse_sparse=True)
     if problem:
