@@ -1,100 +1,40 @@
-"""``ecc build`` below the click layer (one program, or several at once); and its
-quick start.
+"""The ``ecc build`` command below the click layer: plan the builds (one program per
+target arch, a --link package, or several programs at once), run them or --verify
+them, write --report and --depfile, and tell the user.
 
-The click command (cli.py) parses the options and hands them here as a dict.
-Importing click and the CLI costs a build ~15 ms before clang can start, and
-the common invocations do not need it: ``ecc build SOURCE [HEADER] [-o DIR]``
-(or the bare ``ecc SOURCE ...``) and ``ecc build A.bpf.c B.bpf.c|DIR [-j N]``,
-with a few flags such as ``--no-cache``. :func:`quick_params` recognises
-exactly those forms and gives the dict click would give; launch.py then builds
-without importing click. Anything else (another option, ``--help``, a typo)
-returns None and goes through click, which also gives the errors.
+The click command (cli.py) and the quick start (launch.py, without click) both
+hand their parameters here as the same dict: the options' table is
+compiler/options.py.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .errors import EccError
 
 if TYPE_CHECKING:
     from .compiler import BuildOptions
+    from .compiler.batch import Outcome
+    from .compiler.link import LinkSpec
+    from .compiler.repro import Verification
+    from .compiler.result import BuildResult
+    from .compiler.targets import Target
 
-# Every parameter of `ecc build` at its default, as click fills them in
-# (tests/test_cli.py, test_quick_defaults_are_clicks, checks that these are click's own).
-DEFAULTS: dict[str, Any] = {
-    "output_dir": None, "verbose": False, "yaml_": False, "header_only": False,
-    "wasm_header": False, "workspace": None, "cflags": (), "clang": None, "llvm_strip": None,
-    "bpftool": None, "no_package_json": False, "arch": None, "vmlinux": (), "btf": (),
-    "link": None, "verify": False, "report": None, "depfile": None, "no_doc": False,
-    "no_cache": False, "jobs": None, "btfgen": False, "btfhub_archive": None,
-    "standalone": False, "docker": False,
-}
-
-_OUTPUT_OPTIONS = ("-o", "--output-dir", "--output-path")
-_JOBS_OPTIONS = ("-j", "--jobs")
-# Flags the quick path takes too: each only sets its parameter, and none needs
-# anything set up first (-v does: logging).
-_QUICK_FLAGS = {
-    "--no-cache": "no_cache", "--no-doc": "no_doc", "-y": "yaml_", "--yaml": "yaml_",
-    "-n": "no_package_json", "--no-generate-package-json": "no_package_json",
-    "--wasm-header": "wasm_header",
-}
+Echo = Callable[[str], None]  # prints a line for the user (stderr)
 
 
-def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
-    """click's parameters for ``ecc ARGS`` when ARGS build one program or several, with
-    at most an output folder, ``-j`` and some flags (``_QUICK_FLAGS``); otherwise None."""
-    if not args:
-        return None
-    if args[0] == "build":
-        args = args[1:]
-    elif not args[0].endswith(".c"):  # a command, an option, or a source click must judge
-        return None
-    inputs: list[str] = []
-    values: dict[str, str] = {}     # "output_dir", "jobs": the options with a value
-    flags: dict[str, bool] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in _QUICK_FLAGS:
-            flags[_QUICK_FLAGS[arg]] = True
-            i += 1
-            continue
-        option = _option_value(args, i)
-        if option is None:
-            if arg.startswith("-") or not arg:
-                return None
-            inputs.append(arg)
-            i += 1
-            continue
-        param, value, i = option
-        if param in values or not value or value.startswith("-"):
-            return None  # repeated, empty or option-like: click's rules decide
-        values[param] = value
-    if not inputs:
-        return None
-    jobs = values.get("jobs")
-    if jobs is not None and not (jobs.isdecimal() and jobs.isascii() and int(jobs) >= 1):
-        return None  # click says what is wrong with it
-    return {**DEFAULTS, **flags, "inputs": tuple(inputs), "output_dir": values.get("output_dir"),
-            "jobs": int(jobs) if jobs is not None else None}
-
-
-def _option_value(args: Sequence[str], i: int) -> tuple[str, str, int] | None:
-    """``-o DIR``, ``-oDIR``, ``--output-dir[=]DIR``, ``-j N`` ... at ``args[i]``: the
-    parameter, its value and where the next argument is; None for anything else."""
-    arg = args[i]
-    name, eq, value = arg.partition("=")
-    for param, options in (("output_dir", _OUTPUT_OPTIONS), ("jobs", _JOBS_OPTIONS)):
-        if name in options[1:] and eq:
-            return param, value, i + 1
-        if arg in options:
-            return (param, args[i + 1], i + 2) if i + 1 < len(args) else None
-        if arg.startswith(options[0]) and len(arg) > 2:
-            return param, arg[2:], i + 1
-    return None
+def build_command(params: Mapping[str, Any], echo: Echo) -> None:
+    """``ecc build`` with click's parameters: in the container, several programs, or one."""
+    if params["docker"]:
+        build_in_docker(params, echo)
+    elif not params["link"] and several_programs(params["inputs"]):
+        build_several(params, echo)
+    else:
+        build_one(params, echo)
 
 
 def several_programs(inputs: Sequence[str]) -> bool:
@@ -104,54 +44,67 @@ def several_programs(inputs: Sequence[str]) -> bool:
             or (len(inputs) == 1 and os.path.isdir(inputs[0])))
 
 
-def build_options(params: dict[str, Any]) -> BuildOptions:
-    import shlex
+def build_options(params: Mapping[str, Any]) -> BuildOptions:
+    """The BuildOptions of the first target (build_targets sets each in turn)."""
+    return _options(params, _targets(params))
 
-    from .compiler import BuildOptions
+
+def _targets(params: Mapping[str, Any]) -> tuple[Target, ...]:
     from .compiler.targets import resolve_targets
 
-    inputs = params["inputs"]
-    # Several --arch values: the first here; build_targets sets each in turn.
-    target = resolve_targets(params["arch"], params["vmlinux"], params["btf"])[0]
-    return BuildOptions(
-        source=inputs[0], export_header=inputs[1] if len(inputs) > 1 else None,
-        output_dir=params["output_dir"], yaml=params["yaml_"],
-        header_only=params["header_only"], wasm_header=params["wasm_header"],
-        workspace=params["workspace"],
-        cflags=tuple(f for group in params["cflags"] for f in shlex.split(group)),
-        clang=params["clang"], llvm_strip=params["llvm_strip"], bpftool=params["bpftool"],
-        no_package_json=params["no_package_json"], arch=target.arch,
-        vmlinux=target.vmlinux, btf=target.btf, no_doc=params["no_doc"],
-        cache=not params["no_cache"],
-        btfgen=params["btfgen"], btfhub_archive=params["btfhub_archive"],
-        standalone=params["standalone"],
-    )
+    return tuple(resolve_targets(params["arch"], params["vmlinux"], params["btf"]))
 
 
-def build_one(params: dict[str, Any], echo: Callable[[str], None]) -> None:
-    """Build (or ``--verify``) one program, for each target arch; ``echo`` prints a line
-    for the user (stderr)."""
-    from . import log
-    from .compiler.targets import Plan, execute, resolve_targets, verify_error, verify_plan
-    from .errors import EccError
+def _options(params: Mapping[str, Any], targets: Sequence[Target]) -> BuildOptions:
+    from .compiler.options import build_options as from_params
 
+    return from_params(params, targets[0])
+
+
+# --- one program (or one --link package), for each target arch ----------------------
+
+# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/pipeline.py).
+class Plan(NamedTuple):
+    template: BuildOptions
+    targets: tuple[Target, ...]
+    link: LinkSpec | None = None
+    report: str | None = None
+    depfile: str | None = None
+
+    @property
+    def output_root(self) -> str:
+        from .compiler.pipeline import Outputs
+        from .compiler.targets import first_source
+
+        return Outputs.folder_for(self.template.output_dir,
+                                  first_source(self.template, self.link))
+
+
+def plan(params: Mapping[str, Any]) -> Plan:
     link_spec = None
     if params["link"]:
         from .compiler.link import link_spec as make_link_spec
 
         link_spec = make_link_spec(params["link"], params["inputs"])
-    plan = Plan(build_options(params),
-                tuple(resolve_targets(params["arch"], params["vmlinux"], params["btf"])),
-                link_spec, params["report"], params["depfile"])
+    targets = _targets(params)
+    return Plan(_options(params, targets), targets, link_spec, params["report"],
+                params["depfile"])
+
+
+def build_one(params: Mapping[str, Any], echo: Echo) -> None:
+    """Build (or ``--verify``) one program, for each target arch."""
+    from . import log
+
+    planned = plan(params)
     try:
         if params["verify"]:
-            checked = verify_plan(plan)
+            checked = verify_plan(planned)
             failure = verify_error(checked)
             if failure is not None:
                 raise failure
             echo(f"ecc: verified: {', '.join(checked.compared)} match a fresh build")
             return
-        results = execute(plan)
+        results = execute(planned)
     except EccError as exc:
         from .doctor import explain_build_failure
 
@@ -169,13 +122,82 @@ def build_one(params: dict[str, Any], echo: Callable[[str], None]) -> None:
                 log.info("wrote %s", path)
 
 
-def build_several(params: dict[str, Any], echo: Callable[[str], None]) -> None:
+def execute(planned: Plan) -> list[BuildResult]:
+    """Build every target; the report is written also when a build fails."""
+    import time
+
+    from .compiler.targets import build_targets
+
+    started = time.perf_counter()
+    try:
+        results = build_targets(planned.template, planned.targets, link=planned.link)
+    except EccError as exc:
+        if planned.report:
+            from .compiler.report import report_document, write_report
+
+            write_report(planned.report, report_document([], started=started, error=exc))
+        raise
+    if planned.report:
+        from .compiler.report import report_document, result_record, write_report
+
+        write_report(planned.report, report_document([result_record(r) for r in results],
+                                                     started=started))
+    if planned.depfile:
+        from .compiler.report import write_depfile
+
+        write_depfile(planned.depfile, results)
+    return results
+
+
+def verify_plan(planned: Plan) -> Verification:
+    """Build again into a temporary folder and compare with the outputs already there."""
+    import time
+
+    from .compiler.report import report_document, result_record, write_report
+    from .compiler.repro import verify
+    from .compiler.targets import build_targets
+
+    started = time.perf_counter()
+    records: list[dict[str, Any]] = []
+
+    def build_into(folder: str) -> list[str]:
+        template = planned.template._replace(output_dir=folder)
+        results = build_targets(template, planned.targets, link=planned.link)
+        records.extend(result_record(r) for r in results)  # while the files exist
+        return [p for r in results for p in r.outputs]
+
+    try:
+        result = verify(planned.output_root, build_into)
+    except EccError as exc:
+        if planned.report:
+            write_report(planned.report, report_document(records, started=started, error=exc))
+        raise
+    if planned.report:
+        write_report(planned.report, report_document(records, started=started, extra={
+            "verify": {"ok": not result.differences, "folder": planned.output_root,
+                       "compared": list(result.compared),
+                       "differences": list(result.differences)}}))
+    return result
+
+
+def verify_error(result: Verification) -> EccError | None:
+    """The one-line error for a failed --verify, the differences as its details."""
+    files = result.differing_files
+    if not files:
+        return None
+    verb = "differs" if len(files) == 1 else "differ"
+    return EccError(f"--verify: {', '.join(files)} {verb} from a fresh build of the same "
+                    f"sources (see above)", details="\n".join(result.differences))
+
+
+# --- several programs at once -------------------------------------------------------
+
+def build_several(params: Mapping[str, Any], echo: Echo) -> None:
     """Each program on its own, ``-j`` at once: a status line per program as it
     finishes, then a summary; exit 1 if any failed."""
     import time
 
-    from .compiler.batch import Outcome, build_many, expand_sources
-    from .compiler.targets import check_batch, write_batch_files
+    from .compiler.batch import build_many, expand_sources
 
     check_batch(params["arch"], params["verify"])
     sources = expand_sources(params["inputs"])
@@ -201,6 +223,57 @@ def build_several(params: dict[str, Any], echo: Callable[[str], None]) -> None:
          f"{time.perf_counter() - start:.2f} s" + (f"; {failed} failed" if failed else ""))
     if failed:
         raise SystemExit(1)
+
+
+def check_batch(arch_text: str | None, verify: bool) -> None:
+    """What several separate programs (not --link) cannot do in one command."""
+    from .arch import parse_arch_list
+
+    if verify:
+        raise EccError("--verify checks one program (or one --link package) at a time; "
+                       "give one source")
+    if arch_text and len(parse_arch_list(arch_text)) > 1:
+        raise EccError(f"--arch {arch_text}: several arches build one program (or one --link "
+                       f"package) at a time; give one source")
+
+
+def write_batch_files(outcomes: Sequence[Outcome], report: str | None, depfile: str | None,
+                      started: float) -> None:
+    """--report and --depfile for several programs built at once."""
+    from .compiler.report import (
+        failure_record,
+        report_document,
+        result_record,
+        write_depfile,
+        write_report,
+    )
+
+    if report:
+        records = []
+        for o in outcomes:
+            if o.result is not None:
+                records.append(result_record(o.result))
+            else:
+                assert o.error is not None  # an outcome holds one or the other
+                records.append(failure_record([o.source], o.error))
+        write_report(report, report_document(records, started=started))
+    if depfile:
+        write_depfile(depfile, [o.result for o in outcomes if o.result is not None])
+
+
+# --- in the container -----------------------------------------------------------------
+
+def build_in_docker(params: Mapping[str, Any], echo: Echo) -> None:
+    """``ecc build --docker``: the same build in the ecc image (docker.py does it)."""
+    from .compiler.options import BUILD_OPTIONS, DEFAULTS
+    from .docker import OptionSpec, build_in_container
+
+    options = {o.name: OptionSpec(o.flags[-1], None, DEFAULTS[o.name], o.metavar)
+               for o in BUILD_OPTIONS}
+    values = {k: v for k, v in params.items() if k not in ("inputs", "docker")}
+    status = build_in_container(params["inputs"], values, options, echo)
+    if status:
+        raise SystemExit(status)
 
 
 def echo_err(line: str) -> None:

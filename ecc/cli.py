@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
-from .errors import EccError
-from .launch import report_error
+from .errors import EccError, report_error
 
 if TYPE_CHECKING:
     from .compiler import BuildOptions
+    from .compiler.options import Option
 
 # Each command is made by its factory only when it is used: building all of
 # them (dozens of options) is most of what `ecc --help` would otherwise cost.
@@ -95,89 +95,33 @@ def cli() -> None:
 
 
 def _cmd_build() -> click.Command:
-    @click.command()
-    @click.argument("inputs", nargs=-1, required=True,
-                    metavar="SOURCE [EXPORT_HEADER] | SOURCES...")
-    @click.option("-o", "--output-path", "--output-dir", "output_dir", metavar="DIR",
-                  help="Where the outputs go (default: the source's folder).")
-    @click.option("-v", "--verbose", is_flag=True, help="Print each command run and timings.")
-    @click.option("-y", "--yaml", "yaml_", is_flag=True,
-                  help="Write .skel.yaml and package.yaml instead of JSON.")
-    @click.option("--header-only", is_flag=True,
-                  help="SOURCE is a header: build an object that only carries its types.")
-    @click.option("--wasm-header", is_flag=True, help="Also write ewasm-skel.h.")
-    @click.option("-w", "--workspace-path", "workspace", metavar="DIR",
-                  help="Where temporary build files go (default: a private temp folder, removed).")
-    @click.option("-a", "--additional-cflags", "cflags", multiple=True, metavar="FLAGS",
-                  help="Extra clang flags (split on spaces); may be repeated.")
-    @click.option("-c", "--clang-bin", "clang", metavar="PATH", help="clang to use.")
-    @click.option("-l", "--llvm-strip-bin", "llvm_strip", metavar="PATH",
-                  help="Strip with this llvm-strip (default: in-process, the same result).")
-    @click.option("--bpftool-bin", "bpftool", metavar="PATH",
-                  help="bpftool to use (to generate vmlinux.h, and for --btfgen).")
-    @click.option("-n", "--no-generate-package-json", "no_package_json", is_flag=True,
-                  help="Write only the object and the .skel.json.")
-    @click.option("--arch", metavar="ARCH[,ARCH...]",
-                  help="Target architecture(s) for __TARGET_ARCH_* (default: the host's); "
-                       "several build one package each into <output>/<arch>/.")
-    @click.option("--vmlinux", metavar="[ARCH=]FILE", multiple=True,
-                  help="The vmlinux.h to compile against (per arch: --vmlinux arm64=FILE).")
-    @click.option("--btf", metavar="[ARCH=]FILE", multiple=True,
-                  help="Generate vmlinux.h from this kernel BTF (per arch: --btf arm64=FILE).")
-    @click.option("--link", metavar="NAME",
-                  help="Compile every SOURCE and link them (bpftool gen object) into one "
-                       "package, NAME.bpf.o.")
-    @click.option("--verify", is_flag=True,
-                  help="Build again into a temporary folder and compare with the outputs already "
-                       "there; exit 1 naming what differs.")
-    @click.option("--report", metavar="FILE.json",
-                  help="Write a JSON report: inputs, outputs, commands, timings, warnings.")
-    @click.option("--depfile", metavar="FILE",
-                  help="Write a make rule: the outputs depend on every file the build read.")
-    @click.option("--no-doc", is_flag=True, help="Ignore doc-comment annotations.")
-    @click.option("--no-cache", is_flag=True,
-                  help="Do not use (or make) the precompiled vmlinux.h in the cache.")
-    @click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
-                  help="With several programs: how many to build at once (default: the cores).")
-    @click.option("-b", "--btfgen", is_flag=True,
-                  help="Also write <stem>.tar: the package plus a minimized BTF per kernel of "
-                       "--btfhub-archive, for kernels without their own BTF.")
-    @click.option("--btfhub-archive", "btfhub_archive", metavar="DIR",
-                  help="A local BTFHub archive folder (<distro>/<version>/<arch>/<kernel>.btf "
-                       "or .btf.tar.xz) for --btfgen.")
-    @click.option("-s", "--standalone", is_flag=True,
-                  help="Also write <stem>.out: one executable that runs the program like "
-                       "`ecc run package.json` (needs only Python 3.11+ and libbpf.so.1).")
-    @click.option("--docker", is_flag=True,
-                  help="Build inside the ecc container image, through Docker or podman's Docker "
-                       "API ($DOCKER_HOST); the image is built on first use.")
-    def build(inputs: tuple[str, ...], output_dir: str | None, verbose: bool,
-              yaml_: bool, header_only: bool, wasm_header: bool, workspace: str | None,
-              cflags: tuple[str, ...], clang: str | None, llvm_strip: str | None,
-              bpftool: str | None, no_package_json: bool, arch: str | None,
-              vmlinux: tuple[str, ...], btf: tuple[str, ...], link: str | None, verify: bool,
-              report: str | None, depfile: str | None,
-              no_doc: bool, no_cache: bool, jobs: int | None,
-              btfgen: bool, btfhub_archive: str | None, standalone: bool,
-              docker: bool) -> None:
+    from .compiler.options import BUILD_OPTIONS
+
+    def build(**params: Any) -> None:
         """Compile SOURCE (a .bpf.c) into <stem>.bpf.o, <stem>.skel.json and package.json.
 
         EXPORT_HEADER names the structs the program sends to user space. Given
         several .bpf.c files or a folder instead, builds each (with its <stem>.h
         beside it, if any) in parallel; with -o DIR, into DIR/<stem>/.
         """
-        _setup_logging(verbose)
-        params = click.get_current_context().params
-        if docker:
-            _build_in_container(inputs, params)
-            return
-        from .buildcmd import build_one, build_several, several_programs
+        from .buildcmd import build_command
 
-        if not link and several_programs(inputs):
-            build_several(params, _echo_err)
-            return
-        build_one(params, _echo_err)
-    return build
+        _setup_logging(params["verbose"])
+        build_command(params, _echo_err)
+
+    inputs = click.Argument(["inputs"], nargs=-1, required=True,
+                            metavar="SOURCE [EXPORT_HEADER] | SOURCES...")
+    return click.command(params=[inputs, *map(_click_option, BUILD_OPTIONS)])(build)
+
+
+def _click_option(option: Option) -> click.Option:
+    """One row of compiler/options.py as a click option."""
+    kinds: dict[str, dict[str, Any]] = {
+        "flag": {"is_flag": True}, "value": {}, "values": {"multiple": True},
+        "count": {"type": click.IntRange(min=1)},
+        "apps": {"multiple": True, "is_flag": False, "flag_value": ""}}
+    return click.Option([*option.flags, option.name], metavar=option.metavar,
+                        help=option.help, **kinds[option.kind])
 
 
 def _cmd_run() -> click.Command:
@@ -204,13 +148,20 @@ def _cmd_run() -> click.Command:
         <stem>.tar, or - for stdin), attach its programs and print what they send.
 
         Options after PACKAGE are the program's own, made from its global variables:
-        `ecc run package.json --help` lists them.
+        `ecc run package.json --help` lists them. A WebAssembly program (APP.wasm, eunomia's
+        wasm-bpf ABI) runs instead with the arguments after it as its argv.
         """
         from .run.btfarchive import choose_btf
         from .run.fetch import open_package
         from .run.loader import RunOptions
 
         _setup_logging(verbose)
+        from .run.wasm import read_wasm, run_module
+
+        wasm = read_wasm(package)  # APP.wasm: a WASI guest; what follows it is its argv
+        if wasm is not None:
+            guest_args = program_args[1:] if program_args[:1] == ("--",) else program_args
+            raise SystemExit(run_module(wasm, package, [package, *guest_args]))
         loaded = open_package(package, plain_http=plain_http)  # a file, URL, OCI ref, .out
         args = list(program_args)
         if args[:1] == ["--"]:
@@ -404,17 +355,11 @@ def _program_command(loaded: Any) -> tuple[click.Command, list[Any]]:
 
 
 def _section_values(loaded: Any, specs: list[Any], params: dict[str, Any]) -> dict[str, bytes]:
-    from .run.options import apply_values
+    from .run.sections import section_overrides
 
-    texts: dict[str, str] = {}
-    for index, spec in enumerate(specs):
-        value = params.get(f"opt{index}")
-        if value is None:
-            continue
-        texts[spec.long] = ("true" if value else "false") if isinstance(value, bool) else value
-    initial = loaded.elf.data_sections
-    new = apply_values(specs, texts, initial)
-    return {name: data for name, data in new.items() if data != initial.get(name)}
+    values = {spec.long: params[f"opt{index}"] for index, spec in enumerate(specs)
+              if params.get(f"opt{index}") is not None}
+    return section_overrides(loaded, values, specs)
 
 
 def _run_loaded(loaded: Any, opts: Any) -> None:
@@ -424,14 +369,10 @@ def _run_loaded(loaded: Any, opts: Any) -> None:
     bump_memlock_rlimit()
     runner = Runner(loaded, opts, sys.stdout, _echo_err)
     try:
-        runner.load()
-        runner.attach_all()
-        if not runner.attached:
-            raise EccError(f"{loaded.origin}: no program could be attached; nothing to run")
-        runner.open_outputs()
+        runner.start(f"{loaded.origin}: no program could be attached; nothing to run")
         count = len(runner.attached)
         # Handlers first: whoever reads "running" may signal us at once.
-        with stop_on_signals(runner):
+        with stop_on_signals(runner.stop):
             click.echo(f"ecc: running {_program_name(loaded)}: {count} program"
                        f"{'s' if count != 1 else ''} attached "
                        f"({', '.join(a.name for a in runner.attached)}); Ctrl-C to stop",
@@ -486,19 +427,6 @@ def _cmd_check() -> click.Command:
             raise EccError(f"{bad} of {len(packages)} package{'s' if len(packages) > 1 else ''} "
                            f"failed the check; each line above names the field")
     return check
-
-
-def _build_in_container(inputs: tuple[str, ...], params: dict[str, Any]) -> None:
-    """`ecc build --docker`: the same build in the ecc image (ecc/docker.py does it)."""
-    from .docker import OptionSpec, build_in_container
-
-    options = {p.name: OptionSpec(p.opts[-1], p.secondary_opts[-1] if p.secondary_opts else None,
-                                  p.default, p.metavar)
-               for p in command("build").params if isinstance(p, click.Option) and p.name}
-    values = {k: v for k, v in params.items() if k not in ("inputs", "docker")}
-    status = build_in_container(inputs, values, options, _echo_err)
-    if status:
-        raise SystemExit(status)
 
 
 def parse_build_args(args: Sequence[str]) -> BuildOptions:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, log
+from .compiler.options import HOST_PATHS
 from .errors import EccError, ToolNotFoundError
 from .resources import DISTRIBUTION, PACKAGES, data_dir
 
@@ -55,7 +56,6 @@ HOST_INPUTS = "/host"  # read-only files and folders named by other options
 HOST_TOOLS = {"clang", "llvm_strip", "bpftool"}
 # Options whose host path the container writes to; any other path is mounted read-only.
 WRITABLE = {"output_dir": OUT, "workspace": WORKSPACE}
-PATH_METAVAR = re.compile(r"\b(FILE|DIR|PATH)\b")
 # Where engines listen when DOCKER_HOST is unset: Docker's, root's podman
 # service (podman.socket), then the user's.
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/podman/podman.sock")
@@ -67,7 +67,7 @@ START_HINT = ("start one, e.g. `podman system service --time=0 unix:///run/podma
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """How ``ecc build`` spells one of its options (from cli.py, which owns click)."""
+    """How ``ecc build`` spells one of its options (from compiler/options.py)."""
 
     flag: str
     off_flag: str | None  # the ``--no-x`` of a ``--x/--no-x`` flag
@@ -245,8 +245,8 @@ def container_args(inputs: Sequence[str], params: Mapping[str, Any],
                    options: Mapping[str, OptionSpec]) -> tuple[list[str], list[Mount]]:
     """``ecc build`` arguments for inside the container, and the mounts they need.
 
-    An option whose metavar names a file, folder or path takes a host path: it
-    is mounted (read-only when it exists, else its folder read-write: it is
+    An option that takes a host path (compiler/options.py, ``path``) has it
+    mounted (read-only when it exists, else its folder read-write: it is
     an output such as --report) and replaced by where it is mounted.
     """
     common = _common_folder(inputs)
@@ -270,10 +270,11 @@ def container_args(inputs: Sequence[str], params: Mapping[str, Any],
         values = value if isinstance(value, tuple) else (value,)
         for index, item in enumerate(values):
             text = str(item)
-            if spec.metavar and PATH_METAVAR.search(spec.metavar):
+            kind = HOST_PATHS.get(name)
+            if kind is not None and text:  # "" (a bare --wasm) names no path
                 prefix = ""
                 # [ARCH=]FILE: the path is what follows the prefix.
-                if "=]" in spec.metavar and "=" in text and "/" not in text.split("=", 1)[0]:
+                if kind == "arch=path" and "=" in text and "/" not in text.split("=", 1)[0]:
                     prefix, text = text.split("=", 1)
                     prefix += "="
                 text = prefix + _mount_path(f"{name}{index}", name, text, mounts)

@@ -187,6 +187,36 @@ def check_bpftool(explicit: str | None) -> Check:
                  "" if code == 0 else "apt-get install -t bookworm-backports bpftool")
 
 
+WASM_FIX = ("apt-get install wasi-libc lld-19 libclang-rt-19-dev-wasm32 (Debian 12); "
+            "scripts/install.sh does")
+
+
+def check_wasm_target(explicit: str | None) -> Check:
+    """Whether clang links a wasm32-wasi program: its C library, wasm-ld, compiler runtime.
+
+    A warning, not a failure: only `ecc build --wasm` needs it.
+    """
+    from .compiler import tools
+    from .errors import ToolNotFoundError
+
+    try:
+        clang = tools.find_tool("clang", explicit)
+    except ToolNotFoundError:
+        return Check("wasm32 target", "skip", "not checked: no clang")
+    with tempfile.TemporaryDirectory(prefix="ecc-doctor-") as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as fh:
+            fh.write("#include <stdio.h>\nint main(void) { return puts(\"\") < 0; }\n")
+        code, text = _tool_output([clang, "--target=wasm32-wasi", "-O2", src, "-o",
+                                   os.path.join(tmp, "probe.wasm")])
+    if code != 0:
+        error = next((line.split("error: ", 1)[1] for line in text.splitlines()
+                      if "error: " in line), _first_line(text) or f"exit {code}")
+        return Check("wasm32 target", "warn", f"{clang} cannot link a wasm32-wasi program "
+                     f"({error}); only --wasm needs it", WASM_FIX)
+    return Check("wasm32 target", "ok", "clang links wasm32-wasi programs (wasi-libc, wasm-ld)")
+
+
 def _include_dirs(state: _State) -> list[str]:
     if state.clang is not None:
         from .compiler.compile import system_include_dirs
@@ -280,6 +310,7 @@ def all_checks(clang: str | None = None, llvm_strip: str | None = None,
     return [
         *toolchain_checks(clang, llvm_strip),
         check_bpftool(bpftool),
+        check_wasm_target(clang),
         check_kernel_btf(),
         check_mount("bpf", "/sys/fs/bpf", "bpffs"),
         check_mount("tracefs", "/sys/kernel/tracing", "tracefs"),

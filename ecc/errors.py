@@ -6,6 +6,9 @@ traceback only with ``-v``. Anything that is not an ``EccError`` is a bug.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+
 
 class EccError(Exception):
     """A failure the user can act on; the message says what and how.
@@ -19,6 +22,18 @@ class EccError(Exception):
     def __init__(self, message: str, details: str | None = None) -> None:
         super().__init__(message)
         self.details = details
+
+
+def report_error(exc: EccError, args: Sequence[str]) -> None:
+    """``ecc: error: ...`` (under the tool's own output), a traceback with -v; exit."""
+    if any(a in ("-v", "--verbose") for a in args):
+        import traceback
+
+        traceback.print_exc()
+    if exc.details:
+        print(exc.details, file=sys.stderr)
+    print(f"ecc: error: {exc}", file=sys.stderr)
+    sys.exit(exc.exit_code)
 
 
 class ToolNotFoundError(EccError):
@@ -68,3 +83,8 @@ class LibbpfError(EccError):
     def __init__(self, message: str, errno: int = 0, details: str | None = None) -> None:
         super().__init__(message, details)
         self.errno = errno
+
+
+class WasmError(EccError):
+    """A WebAssembly guest (``ecc run APP.wasm``) did something the host refuses: a
+    module that does not compile or link, a bad handle, pointer or length, a trap."""

@@ -1,8 +1,12 @@
-"""The ``ecc`` process (console script and ``python -m ecc``).
+"""The ``ecc`` process (console script and ``python -m ecc``), and its quick start.
 
-``ecc build SOURCE [HEADER] [-o DIR]`` and ``ecc build A.bpf.c B.bpf.c [-j N]`` (and a few
-flags) are built without importing click (buildcmd.quick_params says when); everything else
-goes to the click CLI.
+Importing click and the CLI costs a build ~15 ms before clang can start, and
+the common invocations do not need it: ``ecc build SOURCE [HEADER] [-o DIR]``
+(or the bare ``ecc SOURCE ...``) and ``ecc build A.bpf.c B.bpf.c|DIR [-j N]``,
+with a few flags such as ``--no-cache``. :func:`quick_params` recognises
+exactly those forms and gives the dict click would give; they are then built
+without importing click. Anything else (another option, ``--help``, a typo)
+goes through the click CLI, which also gives the errors.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import EccError
+from .errors import EccError, report_error
+
+if TYPE_CHECKING:
+    from .compiler.options import Option
 
 
 def entry() -> None:
@@ -45,8 +52,6 @@ def entry() -> None:
 
 
 def run(args: Sequence[str]) -> None:
-    from .buildcmd import quick_params
-
     params = quick_params(args)
     if params is None:
         from .cli import main
@@ -69,13 +74,64 @@ def run(args: Sequence[str]) -> None:
         sys.exit(130)
 
 
-def report_error(exc: EccError, args: Sequence[str]) -> None:
-    """``ecc: error: ...`` (under the tool's own output), a traceback with -v; exit."""
-    if any(a in ("-v", "--verbose") for a in args):
-        import traceback
+def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
+    """click's parameters for ``ecc ARGS`` when ARGS build one program or several, with
+    at most an output folder, ``-j`` and some flags (the quick options of
+    compiler/options.py); otherwise None."""
+    if not args:
+        return None
+    if args[0] == "build":
+        args = args[1:]
+    elif not args[0].endswith(".c"):  # a command, an option, or a source click must judge
+        return None
+    # Only now: `ecc --help` and the other commands do not import the compiler.
+    from .compiler.options import BUILD_OPTIONS, DEFAULTS
 
-        traceback.print_exc()
-    if exc.details:
-        print(exc.details, file=sys.stderr)
-    print(f"ecc: error: {exc}", file=sys.stderr)
-    sys.exit(exc.exit_code)
+    quick = [o for o in BUILD_OPTIONS if o.quick]
+    flag_names = {f: o.name for o in quick if o.kind == "flag" for f in o.flags}
+    with_value = [o for o in quick if o.kind != "flag"]
+    inputs: list[str] = []
+    values: dict[str, str] = {}     # "output_dir", "jobs": the options with a value
+    flags: dict[str, bool] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in flag_names:
+            flags[flag_names[arg]] = True
+            i += 1
+            continue
+        option = _option_value(args, i, with_value)
+        if option is None:
+            if arg.startswith("-") or not arg:
+                return None
+            inputs.append(arg)
+            i += 1
+            continue
+        param, value, i = option
+        if param in values or not value or value.startswith("-"):
+            return None  # repeated, empty or option-like: click's rules decide
+        values[param] = value
+    if not inputs:
+        return None
+    jobs = values.get("jobs")
+    if jobs is not None and not (jobs.isdecimal() and jobs.isascii() and int(jobs) >= 1):
+        return None  # click says what is wrong with it
+    return {**DEFAULTS, **flags, "inputs": tuple(inputs), "output_dir": values.get("output_dir"),
+            "jobs": int(jobs) if jobs is not None else None}
+
+
+def _option_value(args: Sequence[str], i: int,
+                  options: Sequence[Option]) -> tuple[str, str, int] | None:
+    """``-o DIR``, ``-oDIR``, ``--output-dir[=]DIR``, ``-j N`` ... at ``args[i]``: the
+    parameter, its value and where the next argument is; None for anything else."""
+    arg = args[i]
+    name, eq, value = arg.partition("=")
+    for option in options:
+        short, longs = option.flags[0], option.flags[1:]
+        if name in longs and eq:
+            return option.name, value, i + 1
+        if arg in option.flags:
+            return (option.name, args[i + 1], i + 2) if i + 1 < len(args) else None
+        if arg.startswith(short) and len(arg) > 2:
+            return option.name, arg[2:], i + 1
+    return None

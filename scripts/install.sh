@@ -29,6 +29,9 @@ if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.
 fi
 
 pkgs=(clang-19 llvm-19 gcc make)
+# clang's wasm32-wasi target, for `ecc build --wasm` (WebAssembly user space):
+# the C library, the linker, the compiler runtime.
+pkgs+=(wasi-libc lld-19 libclang-rt-19-dev-wasm32)
 # The distribution registry, for the OCI push/pull tests (started by the tests themselves;
 # its package enables a systemd unit, which does nothing where there is no systemd).
 if [ "$dev" = 1 ]; then pkgs+=(docker-registry); fi
@@ -63,7 +66,7 @@ fi
 if [ "$dev" = 1 ]; then
   $py -m pip install -q --disable-pip-version-check -e "$here[dev]" --config-settings editable_mode=compat
 else
-  $py -m pip install -q --disable-pip-version-check -e "$here[yaml,oci,init,docker,exporter]" --config-settings editable_mode=compat
+  $py -m pip install -q --disable-pip-version-check -e "$here[yaml,oci,init,docker,exporter,wasm]" --config-settings editable_mode=compat
 fi
 # An editable install is not byte-compiled; compile once so each start is quick.
 $py -m compileall -q "$here/ecc" >/dev/null || true

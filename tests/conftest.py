@@ -104,6 +104,26 @@ def _x86_64_absent() -> str | None:
     return None if machine == "x86_64" else f"asserts an x86_64 host; this one is {machine}"
 
 
+def _wasm_absent() -> str | None:
+    """wasmtime importable and clang-19 building a WASI command (wasi-libc, lld, the
+    wasm32 compiler-rt): what tests/test_wasm_host.py needs."""
+    if importlib.util.find_spec("wasmtime") is None:
+        return "Python module wasmtime not installed (pip install -e .[wasm])"
+    if not shutil.which("clang-19"):
+        return "clang-19 not installed (Debian package clang-19; " + DEV + ")"
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp, "probe.c")
+        source.write_text("int main(void) { return 0; }\n")
+        result = subprocess.run(["clang-19", "--target=wasm32-wasi", "-O2", str(source), "-o",
+                                 str(Path(tmp, "probe.wasm"))], capture_output=True, text=True)
+    if result.returncode != 0:
+        return ("clang-19 cannot build for wasm32-wasi (Debian packages wasi-libc, lld-19, "
+                "libclang-rt-19-dev-wasm32): " + (result.stderr.strip().splitlines() or [""])[-1])
+    return None
+
+
 def _checked_by_its_test() -> str | None:
     # A condition only its test can find out (by trying); listed so that ECC_REQUIRE can
     # name it, and the test calls require_or_skip itself.
@@ -141,6 +161,7 @@ CAPABILITIES: dict[str, Callable[[], str | None]] = {
     "yaml": _module("yaml", "PyYAML: pip install -e .[yaml]"),
     "docker-sdk": _module("docker", "pip install -e .[docker]"),
     "prometheus-client": _module("prometheus_client", "pip install -e .[exporter]"),
+    "wasm": _wasm_absent,
     # the ecc image's clang is this host's, so their objects can be compared
     "same-clang": _checked_by_its_test,
 }

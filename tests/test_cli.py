@@ -276,7 +276,7 @@ def _click_params(args: list[str]) -> dict[str, object]:
 
 
 def test_quick_defaults_are_clicks() -> None:
-    from ecc.buildcmd import DEFAULTS
+    from ecc.compiler.options import DEFAULTS
 
     params = _click_params(["build", "x.bpf.c"])
     assert {k: v for k, v in params.items() if k != "inputs"} == DEFAULTS
@@ -296,7 +296,7 @@ def test_quick_defaults_are_clicks() -> None:
     ["build", "--jobs=3", "a.bpf.c", "b.bpf.c", "-o", "out"], ["build", "x", "--jobs", "12"],
 ])
 def test_quick_params_are_clicks(args: list[str]) -> None:
-    from ecc.buildcmd import quick_params
+    from ecc.launch import quick_params
 
     assert quick_params(args) == _click_params(args)
 
@@ -314,7 +314,7 @@ def test_quick_params_are_clicks(args: list[str]) -> None:
     ["build", ".", "--link", "x"],
 ])
 def test_quick_params_leave_the_rest_to_click(args: list[str]) -> None:
-    from ecc.buildcmd import quick_params
+    from ecc.launch import quick_params
 
     assert quick_params(args) is None
 

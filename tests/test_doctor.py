@@ -15,7 +15,7 @@ from ecc.doctor import check_kernel_btf, check_mount, libbpf_version
 
 CLANG_FIX = "apt-get install clang-19 (Debian), or name one with --clang-bin"
 CHECKS = ["clang", "BPF target", "CO-RE builtins", "llvm-strip", "libbpf headers", "bpftool",
-          "kernel BTF", "bpffs", "tracefs"]
+          "wasm32 target", "kernel BTF", "bpffs", "tracefs"]
 # A clang built without the BPF target, as some distributions ship it. No such
 # clang exists on this machine, so this script stands in for it: it answers
 # --version and -print-targets like one, and fails like one on -target bpf.
@@ -63,7 +63,7 @@ def test_doctor_passes_here(cache_env: Path, kernel: None) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert list(statuses(result.stdout)) == CHECKS
     assert set(statuses(result.stdout).values()) <= {"ok", "warn"}
-    assert result.stderr == "ecc: all 9 checks passed\n"
+    assert result.stderr == "ecc: all 10 checks passed\n"
 
 
 def test_doctor_without_clang_on_path(tmp_path: Path, cache_env: Path) -> None:
@@ -86,7 +86,7 @@ def test_doctor_without_clang_on_path(tmp_path: Path, cache_env: Path) -> None:
                                                      else "warn")
     failed = [name for name, status in statuses(result.stdout).items() if status == "FAIL"]
     assert result.stderr == (
-        f"ecc: error: {len(failed)} of 9 checks failed ({', '.join(failed)}); each FAIL line "
+        f"ecc: error: {len(failed)} of 10 checks failed ({', '.join(failed)}); each FAIL line "
         f"above says the fix\n")
 
 

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import EccError
-from . import BuildOptions, build
+from .options import BuildOptions
+from .pipeline import build
 from .result import BuildResult
 
 

@@ -135,8 +135,8 @@ def strip_debug(llvm_strip: str | None, src: str, dst: str) -> bytes:
     """``llvm-strip -g src -o dst``, in-process (strip.py) unless a tool is named
     (``--llvm-strip-bin``) or the object is one strip.py leaves to llvm-strip.
 
-    Either way the BTF is then put in canonical order (btforder.py), which the
-    in-process rewrite does in the same pass."""
+    Either way the BTF is then put in canonical order (strip.canonicalize_sections),
+    which the in-process rewrite does in the same pass."""
     from .strip import StripUnsupported
     from .strip import strip_debug as rewrite
 

@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import BtfError, CompileError, EccError, ElfError
+from ..errors import CompileError, EccError
+from . import tools
 
 if TYPE_CHECKING:
-    from . import BuildOptions
-    from .result import BuildResult
+    from ..meta.exports import ExportSpec
+    from .pipeline import BuildOptions, Timer, Toolchain
+    from .result import BuildResult, Compiled
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,6 @@ def _includes(source_text: str, header: str) -> bool:
 
 
 def build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
-    from . import tools
-
     with tools.recording() as commands:
         result = _build_linked(opts, spec)
     result.commands = commands
@@ -75,43 +75,31 @@ def build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
 
 
 def _build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
-    from .. import __version__
-    from ..arch import TARGET_ARCHES, host_arch
     from ..meta import names
-    from ..meta.exports import ExportSpec, exported_struct_names
-    from . import (
-        CompileJob,
-        _import_readers,
-        _read_text,
-        _Timer,
-        _workspace,
-        compile_object,
-        tools,
-        write_outputs,
-    )
-    from .provenance import record
-    from .result import BuildResult
+    from .pipeline import Made, Outputs, Timer, Toolchain, finish, read_text
 
     for flag in ("header_only", "btfgen", "standalone"):
         if getattr(opts, flag, False):
             raise EccError(f"--link does not combine with --{flag.replace('_', '-')}; "
                            f"build the linked package without it")
-    timer = _Timer()
-    texts = [_read_text(s, "source file") for s in spec.sources]
-    header_texts = [_read_text(h, "export header") for h in spec.headers]
-    stem = names.stem(spec.name)
-    out_dir = os.path.abspath(opts.output_dir or os.path.dirname(os.path.abspath(
-        spec.sources[0])))
-    if not os.path.isdir(out_dir):
-        if os.path.exists(out_dir):
-            raise EccError(f"output folder {out_dir} is not a directory")
-        os.makedirs(out_dir, exist_ok=True)
-    clang = tools.find_tool("clang", opts.clang)
-    llvm_strip = tools.find_tool("llvm-strip", opts.llvm_strip) if opts.llvm_strip else None
+    timer = Timer()
+    texts = [read_text(s, "source file") for s in spec.sources]
+    header_texts = [read_text(h, "export header") for h in spec.headers]
+    outputs = Outputs.prepare(opts, spec.sources[0], names.stem(spec.name))
+    chain = Toolchain.find(opts)
     bpftool = tools.find_tool("bpftool", opts.bpftool)
-    arch = opts.arch or host_arch()
-    if arch not in TARGET_ARCHES:
-        raise EccError(f"--arch {arch}: unknown; use one of {', '.join(TARGET_ARCHES)}")
+    dummies, export = _exports(spec, texts, header_texts)
+    compiled, obj_bytes = _compile_and_link(opts, spec, texts, dummies, chain, bpftool,
+                                            outputs.object_file, timer)
+    made = Made(obj_bytes, compiled, spec.sources, texts, [None] * len(texts), spec.headers,
+                export, linker=bpftool)
+    return finish(opts, made, outputs, chain, timer)
+
+
+def _exports(spec: LinkSpec, texts: Sequence[str], header_texts: Sequence[str],
+             ) -> tuple[list[list[str]], ExportSpec | None]:
+    """Each source's structs to give dummy pointers, and the package's export spec."""
+    from ..meta.exports import ExportSpec, exported_struct_names
 
     # Each header's structs get their dummy pointers in the first source that includes it.
     dummies: list[list[str]] = [[] for _ in spec.sources]
@@ -124,24 +112,32 @@ def _build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
                 dummies[owner].append(struct)
     export = ExportSpec(", ".join(os.path.basename(h) for h in spec.headers),
                         tuple(all_structs)) if spec.headers else None
+    return dummies, export
+
+
+def _compile_and_link(opts: BuildOptions, spec: LinkSpec, texts: Sequence[str],
+                      dummies: Sequence[Sequence[str]], chain: Toolchain, bpftool: str,
+                      object_file: str, timer: Timer) -> tuple[list[Compiled], bytes]:
+    from ..meta import names
+    from .compile_object import CompileJob, compile_object
+    from .pipeline import import_readers, workspace
 
     root = os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in spec.sources])
-    object_file = f"{stem}.bpf.o"
-    with _workspace(opts) as workspace:
+    with workspace(opts) as folder:
         compiled = []
         objects = []
         for index, (source, text, structs) in enumerate(
                 zip(spec.sources, texts, dummies, strict=True)):
-            job = CompileJob(source, text, None, tuple(structs), arch, root)
+            job = CompileJob(source, text, None, tuple(structs), chain.arch, root)
             # The readers' imports overlap with the first clang, as in a single build.
-            one = compile_object(opts, job, clang, llvm_strip, workspace, timer,
-                                 _import_readers if index == 0 else None)
-            path = os.path.join(workspace, f"{names.stem(source)}.part.o")
+            one = compile_object(opts, job, chain.clang, chain.llvm_strip, folder, timer,
+                                 import_readers if index == 0 else None)
+            path = os.path.join(folder, f"{names.stem(source)}.part.o")
             with open(path, "wb") as fh:
                 fh.write(one.object_bytes)
             compiled.append(one)
             objects.append(path)
-        linked = os.path.join(workspace, f"{stem}.linked.o")
+        linked = os.path.join(folder, f"{names.stem(object_file)}.linked.o")
         try:
             tools.run([bpftool, "gen", "object", linked, *objects],
                       what=f"linking {len(objects)} objects into {object_file}")
@@ -150,35 +146,7 @@ def _build_linked(opts: BuildOptions, spec: LinkSpec) -> BuildResult:
         with open(linked, "rb") as fh:
             obj_bytes = fh.read()
         timer.lap("link")
-
-    from ..btf import parse_btf
-    from ..elf import read_object
-    from ..meta.skel import build_meta
-
-    try:
-        obj = read_object(obj_bytes)
-        btf = parse_btf(obj.btf) if obj.btf is not None else None
-        meta = build_meta(obj, btf, object_name=names.obj_name(object_file),
-                          version=__version__, export=export)
-    except (ElfError, BtfError) as exc:
-        raise type(exc)(f"{object_file}: {exc}") from exc
-    timer.lap("read")
-    warnings: list[str] = []
-    if not opts.no_doc:
-        from ..doc_comments import extract_doc_comments
-        from ..meta.annotate import apply_doc_comments
-
-        for source, text in zip(spec.sources, texts, strict=True):
-            warnings += apply_doc_comments(meta, extract_doc_comments(text), source, text)
-        timer.lap("doc")
-    inputs = record(meta, compiled, arch=arch, clang=clang, sources=spec.sources,
-                    headers=spec.headers, linker=bpftool)
-    outputs = write_outputs(opts, out_dir, stem, obj_bytes, meta)
-    timer.lap("write")
-    return BuildResult(outputs, meta, obj_bytes, warnings,
-                       "\n".join(c.diagnostics for c in compiled if c.diagnostics),
-                       timer.timings, arch=arch,
-                       sources=[os.path.abspath(s) for s in spec.sources], inputs=inputs)
+    return compiled, obj_bytes
 
 
 def _link_error(exc: CompileError, objects: Sequence[str], sources: Sequence[str],

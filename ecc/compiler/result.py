@@ -1,6 +1,6 @@
 """What a build returns: the outputs and what went into them (dataclasses).
 
-Apart from ecc/compiler/__init__.py because nothing needs them until clang is done:
+Apart from pipeline.py because nothing needs them until clang is done:
 importing them (and :mod:`dataclasses`) then overlaps with clang's work.
 """
 

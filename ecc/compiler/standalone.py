@@ -204,8 +204,11 @@ def ecc_modules(ecc_root: Path) -> list[str]:
         return {m for m in found if m == "ecc" or m.startswith("ecc.")}
 
     todo = ["ecc", *(f"ecc.{r}" for r in ROOTS if (ecc_root / f"{r}.py").is_file())]
-    todo += [f"ecc.{r}.{p.stem}" for r in ROOTS if (ecc_root / r).is_dir()
-             for p in sorted((ecc_root / r).glob("*.py"))]
+    # Every module below a folder root: `ecc run` reaches some only from cli.py's command
+    # bodies (ecc.run.wasm for APP.wasm), which are not followed.
+    todo += [".".join(("ecc", *p.relative_to(ecc_root).with_suffix("").parts)).removesuffix(
+             ".__init__") for r in ROOTS if (ecc_root / r).is_dir()
+             for p in sorted((ecc_root / r).rglob("*.py"))]
     files: set[str] = set()
     while todo:
         module = todo.pop()

@@ -17,9 +17,12 @@ raises :class:`~ecc.errors.ElfError`.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from ..errors import ElfError
+from ..btf.canon import canonicalize
+from ..errors import BtfError, ElfError
 
 SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 2, 3, 4, 8, 9
 SHT_GROUP, SHT_SYMTAB_SHNDX = 17, 18
@@ -49,14 +52,37 @@ class _Section:
 
 def strip_debug(data: bytes, canonical_btf: bool = False) -> bytes:
     """The object without DWARF; with ``canonical_btf``, its BTF also in canonical
-    order (btforder.py), so that its bytes do not depend on how clang numbered types."""
+    order (canonicalize_sections), so that its bytes do not depend on how clang numbered types."""
     try:
         return _strip(data, canonical_btf)
     except (struct.error, IndexError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise ElfError(f"malformed ELF object ({exc})") from exc
 
 
+class _Object(NamedTuple):
+    """A parsed object: its byte order, ELF header fields and every section."""
+
+    order: str
+    ehdr: list[int]
+    sections: list[_Section]
+
+    @property
+    def shstrndx(self) -> int:
+        return self.ehdr[13]
+
+
 def _strip(data: bytes, canonical_btf: bool) -> bytes:
+    obj = _read(data)
+    kept, removed = _kept_sections(obj)
+    if canonical_btf:
+        canonicalize_sections(kept, obj.order)
+    symtab, strtab, symbols, sym_map, first_global = _kept_symbols(obj, kept, removed)
+    new_index = {s.index: i for i, s in enumerate(kept)}
+    _rewrite(obj, kept, new_index, symtab, strtab, symbols, sym_map, first_global)
+    return _layout(obj, kept, new_index)
+
+
+def _read(data: bytes) -> _Object:
     if data[:4] != b"\x7fELF":
         raise ElfError("not an ELF object")
     if data[4] != 2:
@@ -86,34 +112,42 @@ def _strip(data: bytes, canonical_btf: bool) -> bytes:
         sec.name = _string(names, sec.fields[0])
         if sec.type in (SHT_GROUP, SHT_SYMTAB_SHNDX):
             raise StripUnsupported(f"section {sec.name} of type {sec.type}")
+    return _Object(order, ehdr, sections)
 
+
+def _kept_sections(obj: _Object) -> tuple[list[_Section], set[int]]:
+    """The sections that stay, and the indices of those that go."""
+    sections = obj.sections
     removed = {s.index for s in sections if s.name.startswith(_DEBUG_PREFIXES)}
     removed |= {s.index for s in sections
                 if s.type in (SHT_REL, SHT_RELA) and s.fields[7] in removed}
     kept = [s for s in sections if s.index not in removed]
-    new_index = {s.index: i for i, s in enumerate(kept)}
     for sec in kept:
-        if sec.fields[6] >= e_shnum:
+        if sec.fields[6] >= len(sections):
             raise ElfError(f"{sec.name} links to section {sec.fields[6]}, which does not exist")
         if sec.fields[6] in removed:
             raise StripUnsupported(f"{sec.name} links to a removed section")
-    if canonical_btf:
-        from .btforder import canonicalize_sections
+    return kept, removed
 
-        canonicalize_sections(kept, order)
 
+def _kept_symbols(obj: _Object, kept: list[_Section], removed: set[int]) -> tuple[
+        _Section | None, _Section | None, list[list[int | str]], dict[int, int], int]:
+    """The symbol table, its string table, the symbols that stay (name, info, other,
+    section, value, size), old index -> new, and the first global's index."""
+    e_shnum = len(obj.sections)
+    new_index = {s.index: i for i, s in enumerate(kept)}
     symtabs = [s for s in kept if s.type == SHT_SYMTAB]
     if len(symtabs) > 1:
         raise StripUnsupported("more than one symbol table")
     symtab = symtabs[0] if symtabs else None
-    strtab = sections[symtab.fields[6]] if symtab else None
+    strtab = obj.sections[symtab.fields[6]] if symtab else None
     sym_map: dict[int, int] = {}
     symbols: list[list[int | str]] = []
     first_global = 0
     if symtab is not None and strtab is not None:
         if len(symtab.data) % 24:
             raise ElfError("symbol table size is not a multiple of its entries")
-        for i, entry in enumerate(struct.iter_unpack(order + _SYM, symtab.data)):
+        for i, entry in enumerate(struct.iter_unpack(obj.order + _SYM, symtab.data)):
             st_name, st_info, st_other, st_shndx, st_value, st_size = entry
             if i and ((st_info & 0xF) == STT_FILE or st_shndx in removed):
                 continue
@@ -126,7 +160,15 @@ def _strip(data: bytes, canonical_btf: bool) -> bytes:
                 first_global = len(symbols) + 1
             symbols.append([_string(strtab.data, st_name), st_info, st_other, st_shndx,
                             st_value, st_size])
+    return symtab, strtab, symbols, sym_map, first_global
 
+
+def _rewrite(obj: _Object, kept: list[_Section], new_index: dict[int, int],
+             symtab: _Section | None, strtab: _Section | None, symbols: list[list[int | str]],
+             sym_map: dict[int, int], first_global: int) -> None:
+    """New string tables, symbols and relocations; section headers pointing at the new
+    indices. In place."""
+    order, e_shnum, e_shstrndx = obj.order, len(obj.sections), obj.shstrndx
     # One string table for section and symbol names, as clang writes it, when that is so.
     shared = strtab is not None and strtab.index == e_shstrndx
     table = _StringTable()
@@ -159,7 +201,10 @@ def _strip(data: bytes, canonical_btf: bool) -> bytes:
         if sec.type != SHT_NOBITS:  # a .bss keeps its size, and has no bytes
             sec.fields[5] = len(sec.data)
 
-    # Contents in their old file order, each at its alignment; section headers last.
+
+def _layout(obj: _Object, kept: list[_Section], new_index: dict[int, int]) -> bytes:
+    """Contents in their old file order, each at its alignment; section headers last."""
+    order, ehdr = obj.order, obj.ehdr
     out = bytearray(64)
     for sec in sorted(kept[1:], key=lambda s: (s.fields[4], s.index)):
         if sec.type == SHT_NOBITS:
@@ -173,7 +218,7 @@ def _strip(data: bytes, canonical_btf: bool) -> bytes:
         sec.fields[4] = len(out)
         out += sec.data
     out += bytes(-len(out) % 8)
-    ehdr[6], ehdr[12], ehdr[13] = len(out), len(kept), new_index[e_shstrndx]
+    ehdr[6], ehdr[12], ehdr[13] = len(out), len(kept), new_index[obj.shstrndx]
     for sec in kept:
         out += struct.pack(order + _SHDR, *sec.fields)
     out[:64] = struct.pack(order + _EHDR, *ehdr)
@@ -249,3 +294,57 @@ def _uleb128(value: int) -> bytes:
         out.append(byte | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+# --- the canonical BTF order, applied to the object's sections -----------------------
+
+def canonicalize_sections(sections: Sequence[_Section], order: str) -> None:
+    """Put the BTF in canonical order (btf/canon.py) and fix what points into it.
+
+    Besides ``.BTF`` and ``.BTF.ext`` themselves, two things hold BTF positions:
+    ``.rel.BTF``, whose relocations point at the offsets of global variables
+    inside ``DATASEC`` records (they move with their record, and are sorted by
+    their new place so that their order, too, is canonical), and the
+    instructions of a ``bpf_core_type_id_local()``-style CO-RE relocation, whose
+    immediate is the local type id (libbpf checks it before patching). In place.
+    """
+    by_name = {s.name: s for s in sections}
+    btf = by_name.get(".BTF")
+    if btf is None:
+        return
+    ext = by_name.get(".BTF.ext")
+    try:
+        canonical = canonicalize(btf.data, ext.data if ext is not None else None)
+    except BtfError as exc:
+        raise ElfError(f"section .BTF: {exc}") from exc
+    btf.data = canonical.btf
+    if ext is not None and canonical.ext is not None:
+        ext.data = canonical.ext
+    for sec in sections:
+        if sec.fields[1] in (SHT_REL, SHT_RELA) and sec.fields[7] == btf.index:
+            try:
+                sec.data = _moved_relocations(sec, order, canonical.moved)
+            except BtfError as exc:
+                raise ElfError(f"{sec.name}: {exc}") from exc
+    for name, insn_off in canonical.type_id_insns:
+        code = by_name.get(name)
+        if code is None or insn_off + 8 > len(code.data):
+            raise ElfError(f".BTF.ext: a CO-RE relocation names instruction {insn_off} of "
+                           f"{name}, which does not exist")
+        data = bytearray(code.data)
+        old = struct.unpack_from(order + "I", data, insn_off + 4)[0]
+        if 0 < old < len(canonical.type_map):
+            struct.pack_into(order + "I", data, insn_off + 4, canonical.type_map[old])
+            code.data = bytes(data)
+
+
+def _moved_relocations(sec: _Section, order: str, moved: Callable[[int], int]) -> bytes:
+    size = relocation_entry_size(sec.name, sec.fields[1], sec.data)
+    entries = []
+    for pos in range(0, len(sec.data), size):
+        entry = bytearray(sec.data[pos:pos + size])
+        offset = struct.unpack_from(order + "Q", entry, 0)[0]
+        struct.pack_into(order + "Q", entry, 0, moved(offset))
+        entries.append(bytes(entry))
+    entries.sort(key=lambda e: struct.unpack_from(order + "Q", e, 0)[0])
+    return b"".join(entries)

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from ..arch import TARGET_ARCHES, host_arch, parse_arch_list
+from ..arch import TARGET_ARCHES, parse_arch_list
 from ..errors import EccError
 
 if TYPE_CHECKING:
-    from . import BuildOptions
     from .link import LinkSpec
-    from .repro import Verification
+    from .pipeline import BuildOptions
     from .result import BuildResult
 
 
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
+# A NamedTuple, not a dataclass: made before clang starts (see pipeline.py).
 class Target(NamedTuple):
     arch: str | None          # None: the host's
     vmlinux: str | None = None
@@ -77,11 +76,10 @@ def resolve_targets(arch_text: str | None, vmlinux: Sequence[str],
 def build_targets(template: BuildOptions, targets: Sequence[Target], *,
                   link: LinkSpec | None = None) -> list[BuildResult]:
     """One build (or link) per target; with several, each into ``<output>/<arch>/``."""
-    from . import build
+    from .pipeline import Outputs, build
 
     several = len(targets) > 1
-    first = link.sources[0] if link is not None else template.source
-    root = template.output_dir or os.path.dirname(os.path.abspath(first))
+    root = Outputs.folder_for(template.output_dir, first_source(template, link))
     results = []
     for target in targets:
         opts = template._replace(arch=target.arch, vmlinux=target.vmlinux, btf=target.btf)
@@ -96,133 +94,6 @@ def build_targets(template: BuildOptions, targets: Sequence[Target], *,
     return results
 
 
-def check_host_vmlinux(arch: str, source: str) -> None:
-    """The vmlinux.h ecc generates comes from the running kernel: the host's arch only."""
-    host = host_arch()
-    if arch != host:
-        raise EccError(
-            f"{os.path.basename(source)} includes vmlinux.h, but the one ecc makes from this "
-            f"machine's kernel is for {host}, not {arch}; give an {arch} one with "
-            f"--vmlinux FILE, or --btf FILE (the BTF of an {arch} kernel)")
-
-
-def check_explicit_vmlinux(opts: BuildOptions, source_dir: str, vmlinux_dir: str) -> None:
-    """A vmlinux.h beside the source (or on -I) is found first; it must not shadow
-    the one the user asked for by name."""
-    from .vmlinux import resolve_header
-
-    if not (opts.vmlinux or opts.btf):
-        return
-    own = resolve_header(source_dir, opts.cflags, [])
-    wanted = os.path.join(vmlinux_dir, "vmlinux.h")
-    if own is not None and os.path.realpath(own) != os.path.realpath(wanted):
-        option = "--vmlinux" if opts.vmlinux else "--btf"
-        raise EccError(
-            f"{own} would be included instead of the vmlinux.h of {option} (the program's "
-            f"folder and -I folders come first); move it away or drop {option}")
-
-
-# --- one `ecc build` command: builds, then --report/--depfile, or --verify -----
-
-
-# A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
-class Plan(NamedTuple):
-    template: BuildOptions
-    targets: tuple[Target, ...]
-    link: LinkSpec | None = None
-    report: str | None = None
-    depfile: str | None = None
-
-    @property
-    def output_root(self) -> str:
-        first = self.link.sources[0] if self.link is not None else self.template.source
-        return os.path.abspath(self.template.output_dir or os.path.dirname(os.path.abspath(
-            first)))
-
-
-def execute(plan: Plan) -> list[BuildResult]:
-    """Build every target; the report is written also when a build fails."""
-    import time
-
-    started = time.perf_counter()
-    try:
-        results = build_targets(plan.template, plan.targets, link=plan.link)
-    except EccError as exc:
-        if plan.report:
-            from .report import report_document, write_report
-
-            write_report(plan.report, report_document([], started=started, error=exc))
-        raise
-    if plan.report:
-        from .report import report_document, result_record, write_report
-
-        write_report(plan.report, report_document([result_record(r) for r in results],
-                                                  started=started))
-    if plan.depfile:
-        from .report import write_depfile
-
-        write_depfile(plan.depfile, results)
-    return results
-
-
-def verify_plan(plan: Plan) -> Verification:
-    """Build again into a temporary folder and compare with the outputs already there."""
-    import time
-
-    from .report import report_document, result_record, write_report
-    from .repro import verify
-
-    started = time.perf_counter()
-    records: list[dict[str, Any]] = []
-
-    def build_into(folder: str) -> list[str]:
-        template = plan.template._replace(output_dir=folder)
-        results = build_targets(template, plan.targets, link=plan.link)
-        records.extend(result_record(r) for r in results)  # while the files exist
-        return [p for r in results for p in r.outputs]
-
-    try:
-        result = verify(plan.output_root, build_into)
-    except EccError as exc:
-        if plan.report:
-            write_report(plan.report, report_document(records, started=started, error=exc))
-        raise
-    if plan.report:
-        write_report(plan.report, report_document(records, started=started, extra={
-            "verify": {"ok": not result.differences, "folder": plan.output_root,
-                       "compared": list(result.compared),
-                       "differences": list(result.differences)}}))
-    return result
-
-
-def verify_error(result: Verification) -> EccError | None:
-    """The one-line error for a failed --verify, the differences as its details."""
-    files = result.differing_files
-    if not files:
-        return None
-    verb = "differs" if len(files) == 1 else "differ"
-    return EccError(f"--verify: {', '.join(files)} {verb} from a fresh build of the same "
-                    f"sources (see above)", details="\n".join(result.differences))
-
-
-def check_batch(arch_text: str | None, verify: bool) -> None:
-    """What several separate programs (not --link) cannot do in one command."""
-    if verify:
-        raise EccError("--verify checks one program (or one --link package) at a time; "
-                       "give one source")
-    if arch_text and len(parse_arch_list(arch_text)) > 1:
-        raise EccError(f"--arch {arch_text}: several arches build one program (or one --link "
-                       f"package) at a time; give one source")
-
-
-def write_batch_files(outcomes: Sequence[Any], report: str | None, depfile: str | None,
-                      started: float) -> None:
-    """--report and --depfile for several programs built at once (batch.Outcome)."""
-    from .report import failure_record, report_document, result_record, write_depfile, write_report
-
-    if report:
-        records = [result_record(o.result) if o.result is not None
-                   else failure_record([o.source], o.error) for o in outcomes]
-        write_report(report, report_document(records, started=started))
-    if depfile:
-        write_depfile(depfile, [o.result for o in outcomes if o.result is not None])
+def first_source(template: BuildOptions, link: LinkSpec | None) -> str:
+    """The source whose folder the outputs go to when no -o is given."""
+    return link.sources[0] if link is not None else template.source

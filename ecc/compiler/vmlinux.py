@@ -1,4 +1,5 @@
-"""Supplying vmlinux.h when the program includes it and the user has none."""
+"""Which vmlinux.h a program is compiled against, one decision per target arch; and
+supplying it when the program includes it and the user has none."""
 
 from __future__ import annotations
 
@@ -7,14 +8,71 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..arch import host_arch
 from ..errors import EccError
 from . import tools
 from .cache import cache_dir, key_digest, locked
 
+if TYPE_CHECKING:
+    from .pipeline import BuildOptions
+
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 _INCLUDES_VMLINUX = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]vmlinux\.h[">]', re.M)
 _INCLUDE_FLAGS = ("-I", "-iquote", "-isystem", "-idirafter")
+
+
+def choose(opts: BuildOptions, source: str, source_text: str, header_text: str | None,
+           arch: str, workspace: str) -> tuple[bool, str | None]:
+    """Whether the program includes vmlinux.h, and the folder ecc puts on -I for it:
+    --vmlinux's, one made from --btf, one made from the running kernel's BTF when the
+    program has none of its own, or None."""
+    source_dir = os.path.dirname(os.path.abspath(source))
+    wants = includes_vmlinux(source_text) or (
+        header_text is not None and includes_vmlinux(header_text))
+    folder = None
+    if opts.vmlinux:
+        folder = header_dir_for(opts.vmlinux, workspace)
+    elif opts.btf:
+        folder = generated_header_dir(_existing(opts.btf, "--btf"),
+                                      source_name=os.path.basename(source), bpftool=opts.bpftool)
+    elif wants and not has_own_vmlinux(source_dir, opts.cflags):
+        _check_host(arch, source)  # the kernel's own BTF is for the host's arch
+        folder = generated_header_dir(source_name=os.path.basename(source), bpftool=opts.bpftool)
+    if folder is not None:
+        _check_not_shadowed(opts, source_dir, folder)
+    return wants, folder
+
+
+def _existing(path: str, option: str) -> str:
+    if not os.path.isfile(path):
+        raise EccError(f"{option} {path}: no such file")
+    return path
+
+
+def _check_host(arch: str, source: str) -> None:
+    """The vmlinux.h ecc generates comes from the running kernel: the host's arch only."""
+    host = host_arch()
+    if arch != host:
+        raise EccError(
+            f"{os.path.basename(source)} includes vmlinux.h, but the one ecc makes from this "
+            f"machine's kernel is for {host}, not {arch}; give an {arch} one with "
+            f"--vmlinux FILE, or --btf FILE (the BTF of an {arch} kernel)")
+
+
+def _check_not_shadowed(opts: BuildOptions, source_dir: str, folder: str) -> None:
+    """A vmlinux.h beside the source (or on -I) is found first; it must not shadow
+    the one the user asked for by name."""
+    if not (opts.vmlinux or opts.btf):
+        return
+    own = resolve_header(source_dir, opts.cflags, [])
+    wanted = os.path.join(folder, "vmlinux.h")
+    if own is not None and os.path.realpath(own) != os.path.realpath(wanted):
+        option = "--vmlinux" if opts.vmlinux else "--btf"
+        raise EccError(
+            f"{own} would be included instead of the vmlinux.h of {option} (the program's "
+            f"folder and -I folders come first); move it away or drop {option}")
 
 
 def includes_vmlinux(text: str) -> bool:

@@ -49,13 +49,16 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..btf import Btf, skip_mods_and_typedefs
+from ..btf import Btf
 from ..btf.mapdefs import MapDef, map_defs
-from ..btf.types import Array, Enum, Enum64, Float, Int, Struct, Union
 from ..errors import BtfError, EccError
 from ..package import MAX_OBJECT_BYTES
+from ..run.decode import Decoder, field_names, int_array_length, is_number, member_type
+
+if TYPE_CHECKING:
+    from ..package.source import LoadedPackage
 
 # Inline packages make configurations large; this still stops a runaway file.
 MAX_CONFIG_BYTES = 256 * 1024 * 1024
@@ -71,6 +74,9 @@ READABLE_MAPS = {MAP_HASH, MAP_ARRAY, MAP_PERCPU_HASH, MAP_PERCPU_ARRAY, MAP_LRU
                  MAP_LRU_PERCPU_HASH}
 EVENT_MAPS = {MAP_PERF_EVENT_ARRAY, MAP_RINGBUF}
 HISTOGRAM_KINDS = ("log2_hist", "linear_hist")
+# Prefixes of the exporter's own metrics (and of prometheus_client's process collector):
+# no configured metric may use them.
+OWN_PREFIXES = ("ecc_exporter_", "process_")
 
 PROGRAM_KEYS = ("name", "metrics", "compiled_ebpf_filename", "ebpf_data", "options")
 METRIC_KINDS = ("counters", "histograms", "gauges")
@@ -136,12 +142,19 @@ class ProgramSpec:
     """A checked program entry: its package, option values and metrics."""
 
     name: str
-    package: Any  # ecc.package.source.LoadedPackage
+    package: LoadedPackage
     section_values: dict[str, bytes]
     counters: tuple[CounterSpec, ...]
     histograms: tuple[HistogramSpec, ...]
     gauges: tuple[GaugeSpec, ...]
     event_types: dict[str, int] = field(default_factory=dict)  # event map -> struct id
+
+    @property
+    def btf(self) -> Btf:
+        """The package's BTF: parse_program refuses a package without one."""
+        btf = self.package.btf
+        assert btf is not None
+        return btf
 
     def exposed_names(self) -> dict[str, str]:
         """Every name this program's metrics put in the exposition -> its metric."""
@@ -200,8 +213,6 @@ def parse_config(document: Any, origin: str, base_dir: str) -> list[ProgramSpec]
 def check_together(new: Sequence[ProgramSpec], running: Sequence[ProgramSpec],
                    where: str) -> None:
     """Program names and exposed metric names must be unique across the exporter."""
-    from .metrics import OWN_PREFIXES
-
     names = {p.name: "running" for p in running}
     exposed = {n: (p.name, metric) for p in running for n, metric in p.exposed_names().items()}
     for spec in new:
@@ -259,9 +270,10 @@ def parse_program(entry: Any, where: str, base_dir: str) -> ProgramSpec:
         lists[kind] = items
     counters = tuple(_counter(c, f"{where}: metrics.counters[{i}]", name, btf, event_types)
                      for i, c in enumerate(lists["counters"]))
-    histograms = tuple(_histogram(h, f"{where}: metrics.histograms[{i}]", name, package, defs)
+    histograms = tuple(_histogram(h, f"{where}: metrics.histograms[{i}]", name, package, btf,
+                                  defs)
                        for i, h in enumerate(lists["histograms"]))
-    gauges = tuple(_gauge(g, f"{where}: metrics.gauges[{i}]", name, package, defs)
+    gauges = tuple(_gauge(g, f"{where}: metrics.gauges[{i}]", name, btf, defs)
                    for i, g in enumerate(lists["gauges"]))
     spec = ProgramSpec(name, package, section_values, counters, histograms, gauges, event_types)
     seen: dict[str, str] = {}
@@ -284,7 +296,7 @@ def _no_unknown(entry: Mapping[str, Any], known: Sequence[str], where: str) -> N
             raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(known)})")
 
 
-def _package(entry: Mapping[str, Any], where: str, base_dir: str) -> Any:
+def _package(entry: Mapping[str, Any], where: str, base_dir: str) -> LoadedPackage:
     from ..errors import PackageError
     from ..package import parse_package
     from ..package.source import check_package, read_package
@@ -319,35 +331,27 @@ def _package(entry: Mapping[str, Any], where: str, base_dir: str) -> Any:
         raise ConfigError(message) from exc
 
 
-def _options(options: Any, package: Any, where: str) -> dict[str, bytes]:
+def _options(options: Any, package: LoadedPackage, where: str) -> dict[str, bytes]:
     """The program's own options (by long name) -> initial bytes of the sections they change."""
-    from ..run.options import apply_values, option_specs
+    from ..run.sections import section_overrides
 
     if options in (None, {}):
         options = {}
     if not isinstance(options, dict):
         raise ConfigError(f"{where}: 'options' must be a mapping of option names to values")
-    texts: dict[str, str] = {}
     for key, value in options.items():
-        if isinstance(value, bool):
-            texts[str(key)] = "true" if value else "false"
-        elif isinstance(value, int | float | str):
-            texts[str(key)] = str(value)
-        else:
+        if not isinstance(value, bool | int | float | str):
             raise ConfigError(f"{where}: options.{key} must be a number, a string or a bool")
-    initial = package.elf.data_sections
     try:
-        specs = option_specs(package.meta, package.elf, package.btf, initial)
-        new = apply_values(specs, texts, initial)
+        return section_overrides(package, {str(key): value for key, value in options.items()})
     except EccError as exc:
         raise ConfigError(f"{where}: options: {exc}") from exc
-    return {name: data for name, data in new.items() if data != initial.get(name)}
 
 
 # --- BTF: maps and their types --------------------------------------------------------------
 
 
-def _event_types(package: Any, defs: Mapping[str, MapDef]) -> dict[str, int]:
+def _event_types(package: LoadedPackage, defs: Mapping[str, MapDef]) -> dict[str, int]:
     from ..run.loader import event_type_id
 
     metas = {m.get("name"): m for m in package.meta["bpf_skel"].get("maps") or []
@@ -360,41 +364,6 @@ def _event_types(package: Any, defs: Mapping[str, MapDef]) -> dict[str, int]:
         if type_id is not None:
             out[name] = type_id
     return out
-
-
-def _fields(btf: Btf, type_id: int) -> tuple[str, ...] | None:
-    """Member names of a struct/union (anonymous members flattened), None for a scalar."""
-    from ..run.decode import Decoder
-
-    t = btf[skip_mods_and_typedefs(btf, type_id)]
-    if not isinstance(t, Struct | Union):
-        return None
-    return Decoder(btf, type_id).fields
-
-
-def _member_type(btf: Btf, type_id: int, name: str) -> int | None:
-    t = btf[skip_mods_and_typedefs(btf, type_id)]
-    if isinstance(t, Struct | Union):
-        for m in t.members:
-            if m.name == name:
-                return m.type
-    return None
-
-
-def _is_number(btf: Btf, type_id: int) -> bool:
-    t = btf[skip_mods_and_typedefs(btf, type_id)]
-    return isinstance(t, Int | Float | Enum | Enum64)
-
-
-def _int_array(btf: Btf, type_id: int) -> int | None:
-    """The length of an array of integers, else None."""
-    t = btf[skip_mods_and_typedefs(btf, type_id)]
-    if not isinstance(t, Array):
-        return None
-    elem = btf[skip_mods_and_typedefs(btf, t.type)]
-    if not isinstance(elem, Int) or elem.char or elem.bool:
-        return None
-    return t.nelems
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -449,8 +418,6 @@ def _label_entries(entry: Mapping[str, Any], where: str) -> list[tuple[str, str]
 
 def _counter(entry: Any, where: str, program: str, btf: Btf,
              event_types: Mapping[str, int]) -> CounterSpec:
-    from ..run.decode import Decoder
-
     name, description = _metric_head(entry, where, COUNTER_KEYS, program, "events")
     if name.endswith("_total"):
         name = name[: -len("_total")]  # the exposition adds it back, as for any counter
@@ -482,7 +449,7 @@ def _counter(entry: Any, where: str, program: str, btf: Btf,
     return CounterSpec(name, description, tuple(labels), maps)
 
 
-def _map_of(entry: Mapping[str, Any], where: str, package: Any,
+def _map_of(entry: Mapping[str, Any], where: str,
             defs: Mapping[str, MapDef]) -> tuple[str, MapDef, int, int]:
     map_name = entry.get("map")
     if not isinstance(map_name, str) or not map_name:
@@ -503,8 +470,8 @@ def _map_of(entry: Mapping[str, Any], where: str, package: Any,
 
 def _map_labels(entry: Mapping[str, Any], where: str, btf: Btf, map_name: str, key_id: int,
                 value_id: int, exclude: set[str]) -> tuple[Label, ...]:
-    key_fields = _fields(btf, key_id)
-    value_fields = _fields(btf, value_id)
+    key_fields = field_names(btf, key_id)
+    value_fields = field_names(btf, value_id)
     written = _label_entries(entry, where)
     if written is None:  # default: every key field
         if key_fields is None:
@@ -533,11 +500,10 @@ def _map_labels(entry: Mapping[str, Any], where: str, btf: Btf, map_name: str, k
     return tuple(labels)
 
 
-def _histogram(entry: Any, where: str, program: str, package: Any,
+def _histogram(entry: Any, where: str, program: str, package: LoadedPackage, btf: Btf,
                defs: Mapping[str, MapDef]) -> HistogramSpec:
     name, description = _metric_head(entry, where, HISTOGRAM_KEYS, program, "histogram")
-    map_name, _, key_id, value_id = _map_of(entry, where, package, defs)
-    btf: Btf = package.btf
+    map_name, _, key_id, value_id = _map_of(entry, where, defs)
     sample: dict[str, Any] = {}
     for m in package.meta["bpf_skel"].get("maps") or []:
         if isinstance(m, dict) and m.get("name") == map_name and isinstance(m.get("sample"), dict):
@@ -550,24 +516,24 @@ def _histogram(entry: Any, where: str, program: str, package: Any,
     step = _int_setting(entry, sample, "step", 1, where)
     if step < 1:
         raise ConfigError(f"{where}: 'step' must be at least 1, got {step}")
-    slots = _int_array(btf, value_id)
+    slots = int_array_length(btf, value_id)
     slots_field: str | None = None
     if slots is None:
-        member = _member_type(btf, value_id, "slots")
-        slots = _int_array(btf, member) if member is not None else None
+        member = member_type(btf, value_id, "slots")
+        slots = int_array_length(btf, member) if member is not None else None
         slots_field = "slots"
     if not slots:
         raise ConfigError(f"{where}: the values of map '{map_name}' hold no histogram: they "
                           f"must be an integer array or have an integer array member 'slots'")
     sum_field = entry.get("sum")
     if sum_field is not None:
-        member = _member_type(btf, value_id, str(sum_field)) if slots_field else None
-        if member is None or not _is_number(btf, member):
+        member = member_type(btf, value_id, str(sum_field)) if slots_field else None
+        if member is None or not is_number(btf, member):
             raise ConfigError(f"{where}: 'sum': the values of map '{map_name}' have no number "
                               f"member '{sum_field}'")
     elif slots_field is not None:
-        member = _member_type(btf, value_id, "sum")
-        sum_field = "sum" if member is not None and _is_number(btf, member) else None
+        member = member_type(btf, value_id, "sum")
+        sum_field = "sum" if member is not None and is_number(btf, member) else None
     exclude = {"slots"} | ({str(sum_field)} if sum_field else set())
     if any(lbl == "le" for lbl, _ in _label_entries(entry, where) or []):
         raise ConfigError(f"{where}: 'le' is the bucket label of histograms; name it otherwise")
@@ -587,28 +553,27 @@ def _int_setting(entry: Mapping[str, Any], sample: Mapping[str, Any], key: str, 
     return value
 
 
-def _gauge(entry: Any, where: str, program: str, package: Any,
+def _gauge(entry: Any, where: str, program: str, btf: Btf,
            defs: Mapping[str, MapDef]) -> GaugeSpec:
     name, description = _metric_head(entry, where, GAUGE_KEYS, program, "values")
-    map_name, _, key_id, value_id = _map_of(entry, where, package, defs)
-    btf: Btf = package.btf
+    map_name, _, key_id, value_id = _map_of(entry, where, defs)
     value_field = entry.get("value")
-    fields = _fields(btf, value_id)
+    fields = field_names(btf, value_id)
     if value_field is None:
         if fields is None:
-            if not _is_number(btf, value_id):
+            if not is_number(btf, value_id):
                 raise ConfigError(f"{where}: the values of map '{map_name}' are no numbers")
         else:
             numbers = [f for f in fields
-                       if (t := _member_type(btf, value_id, f)) is not None and _is_number(btf, t)]
+                       if (t := member_type(btf, value_id, f)) is not None and is_number(btf, t)]
             if len(numbers) != 1:
                 raise ConfigError(f"{where}: the values of map '{map_name}' are structs; name "
                                   f"the member to show with 'value' (numbers: "
                                   f"{', '.join(numbers) or 'none'})")
             value_field = numbers[0]
     else:
-        member = _member_type(btf, value_id, str(value_field))
-        if member is None or not _is_number(btf, member):
+        member = member_type(btf, value_id, str(value_field))
+        if member is None or not is_number(btf, member):
             raise ConfigError(f"{where}: 'value': the values of map '{map_name}' have no number "
                               f"member '{value_field}'")
     exclude = {str(value_field)} if value_field else set()

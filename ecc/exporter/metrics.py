@@ -40,9 +40,6 @@ from typing import Any
 from ..errors import EccError
 from .config import CounterSpec, GaugeSpec, HistogramSpec, Label, ProgramSpec
 
-# Prefixes of the exporter's own metrics (and of prometheus_client's process collector):
-# no configured metric may use them.
-OWN_PREFIXES = ("ecc_exporter_", "process_")
 LOST_REASONS = ("queue_full", "perf_buffer", "undecodable")
 
 
@@ -110,7 +107,7 @@ class EventCounters:
         for c in self.counters:
             for m in c.spec.maps:
                 self.by_map.setdefault(m, []).append(c)
-        self.decoders = {m: Decoder(spec.package.btf, spec.event_types[m]) for m in self.by_map}
+        self.decoders = {m: Decoder(spec.btf, spec.event_types[m]) for m in self.by_map}
         self.dropped: dict[str, int] = {}
         self.handled = 0
         self.undecodable = 0

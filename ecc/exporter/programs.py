@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EccError
 from .config import ConfigError, ProgramSpec, check_together
@@ -38,6 +38,9 @@ from .metrics import (
     map_families,
     own_families,
 )
+
+if TYPE_CHECKING:
+    from ..run.loader import Runner
 
 POLL_MS = 100
 DEFAULT_QUEUE_EVENTS = 65536
@@ -56,7 +59,7 @@ class RunningProgram:
         self.lost = {"queue_full": 0, "perf_buffer": 0}
         self.map_stats = MapReadStats()
         self.lock = threading.Lock()  # held while the libbpf object is read or freed
-        self.runner: Any = None
+        self.runner: Runner | None = None
         self.started = time.time()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -75,6 +78,7 @@ class RunningProgram:
 
     def _poll(self) -> None:
         runner = self.runner
+        assert runner is not None  # set before the thread starts
         while not self._stopping.is_set():
             try:
                 runner.poll_buffers(POLL_MS)
@@ -99,16 +103,8 @@ class RunningProgram:
         opts = RunOptions(section_values=dict(self.spec.section_values),
                           event_sink=self._enqueue, lost_sink=self._kernel_lost)
         runner = Runner(self.spec.package, opts, sys.stdout, self.say)
-        try:
-            runner.load()
-            runner.attach_all()
-            if not runner.attached:
-                raise EccError(f"program {self.spec.name}: no BPF program could be attached; "
-                               f"nothing to run")
-            runner.open_outputs()
-        except BaseException:
-            runner.close()
-            raise
+        runner.start(f"program {self.spec.name}: no BPF program could be attached; "
+                     f"nothing to run")
         self.runner = runner
         if self.spec.event_types:
             for target, what in ((self._poll, "poll"), (self._work, "count")):

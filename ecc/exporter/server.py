@@ -11,7 +11,6 @@ program: nothing stays attached.
 
 from __future__ import annotations
 
-import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -176,6 +175,7 @@ def serve(opts: ServerOptions, say: Callable[[str], None],
                        "prometheus-client (or scripts/install.sh)") from None
 
     from ..run.libbpf import bump_memlock_rlimit
+    from ..run.loader import stop_on_signals
 
     token = None
     if opts.api:
@@ -191,31 +191,28 @@ def serve(opts: ServerOptions, say: Callable[[str], None],
     server = bind(opts.listen, make_handler(registry, exporter, token,
                                             say if opts.verbose else None))
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
     thread: threading.Thread | None = None
-    try:
-        bump_memlock_rlimit()
-        exporter.start_all(specs, opts.config or "")
-        thread = threading.Thread(target=server.serve_forever, name="ecc-http", daemon=True)
-        thread.start()
-        names = ", ".join(p.spec.name for p in exporter.running())
-        count = len(exporter.running())
-        line = (f"ecc: exporter listening on {url_of(server)}/metrics; {count} program"
-                f"{'s' if count != 1 else ''} running{f' ({names})' if names else ''}"
-                f"{'; control API on' if token is not None else ''}; Ctrl-C to stop")
-        say(line)
-        if ready is not None:
-            ready(url_of(server))
-        while not stop.wait(0.5):
-            pass
-    finally:
-        if thread is not None:
-            server.shutdown()
-        server.server_close()
-        exporter.stop_all()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signals(stop.set):
+        try:
+            bump_memlock_rlimit()
+            exporter.start_all(specs, opts.config or "")
+            thread = threading.Thread(target=server.serve_forever, name="ecc-http", daemon=True)
+            thread.start()
+            names = ", ".join(p.spec.name for p in exporter.running())
+            count = len(exporter.running())
+            line = (f"ecc: exporter listening on {url_of(server)}/metrics; {count} program"
+                    f"{'s' if count != 1 else ''} running{f' ({names})' if names else ''}"
+                    f"{'; control API on' if token is not None else ''}; Ctrl-C to stop")
+            say(line)
+            if ready is not None:
+                ready(url_of(server))
+            while not stop.wait(0.5):
+                pass
+        finally:
+            if thread is not None:
+                server.shutdown()
+            server.server_close()
+            exporter.stop_all()
 
 
 __all__ = ["ConfigError", "ServerOptions", "parse_listen", "serve"]

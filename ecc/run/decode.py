@@ -55,7 +55,8 @@ from ecc.btf.types import (
 )
 from ecc.errors import BtfError, PackageError
 
-__all__ = ["Decoder", "ValueDecoder", "decode_value"]
+__all__ = ["Decoder", "ValueDecoder", "decode_value", "field_names", "int_array_length",
+           "is_number", "member_type"]
 
 # (buffer, byte offset) -> value. The buffer is always ``bytes``, and the
 # caller has already checked that the whole value lies inside it.
@@ -441,3 +442,42 @@ def _value_decoder(btf: Btf, type_id: int) -> ValueDecoder:
 def decode_value(btf: Btf, type_id: int, data: bytes | bytearray | memoryview) -> Any:
     """Decode one map key or value; decoders are cached per (btf, type id)."""
     return _value_decoder(btf, type_id).decode(data)
+
+
+# --- the shape of a type, as a configuration that names its fields needs it ----------------
+
+
+def field_names(btf: Btf, type_id: int) -> tuple[str, ...] | None:
+    """The fields ``Decoder`` gives a struct or union (anonymous members flattened);
+    None for any other type, which decodes to one value."""
+    t = btf[skip_mods_and_typedefs(btf, type_id)]
+    if not isinstance(t, Struct | Union):
+        return None
+    return Decoder(btf, type_id).fields
+
+
+def member_type(btf: Btf, type_id: int, name: str) -> int | None:
+    """The type id of the direct member ``name`` of a struct or union, else None."""
+    t = btf[skip_mods_and_typedefs(btf, type_id)]
+    if isinstance(t, Struct | Union):
+        for m in t.members:
+            if m.name == name:
+                return m.type
+    return None
+
+
+def is_number(btf: Btf, type_id: int) -> bool:
+    """An integer, float or enum type: one that holds a number as stored."""
+    t = btf[skip_mods_and_typedefs(btf, type_id)]
+    return isinstance(t, Int | Float | Enum | Enum64)
+
+
+def int_array_length(btf: Btf, type_id: int) -> int | None:
+    """The length of an array of integers (not chars or bools), else None."""
+    t = btf[skip_mods_and_typedefs(btf, type_id)]
+    if not isinstance(t, Array):
+        return None
+    elem = btf[skip_mods_and_typedefs(btf, t.type)]
+    if not isinstance(elem, Int) or elem.char or elem.bool:
+        return None
+    return t.nelems

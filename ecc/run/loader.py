@@ -91,6 +91,20 @@ class Runner:
             raise
         return obj
 
+    def start(self, nothing_attached: str) -> None:
+        """Load, attach and open the event outputs: what ``ecc run`` and the exporter
+        both do before polling. ``nothing_attached`` is the error when no program could
+        be attached. On any failure nothing of the package stays loaded."""
+        try:
+            self.load()
+            self.attach_all()
+            if not self.attached:
+                raise EccError(nothing_attached)
+            self.open_outputs()
+        except BaseException:
+            self.close()
+            raise
+
     def load(self) -> None:
         """Load; a program the kernel refuses for a known reason is left out and reported."""
         disabled: set[str] = set()
@@ -300,30 +314,25 @@ class Runner:
     # -- the loop ---------------------------------------------------------------
 
     def poll(self) -> None:
+        """Poll until the duration, ``max_events`` or ``stop()``; the caller installs
+        ``stop_on_signals`` (before it says the program runs, so no signal is lost)."""
         samples = self.sample_maps()
         deadline = None if self.opts.duration is None else time.monotonic() + self.opts.duration
         next_sample = {id(s[0]): time.monotonic() + _interval(s[1]) for s in samples}
-        with stop_on_signals(self):
-            while not self._stop:
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    break
-                timeout = POLL_MS
-                if deadline is not None:
-                    timeout = min(timeout, max(0, int((deadline - now) * 1000)))
-                if self._buffers:
-                    for buf in self._buffers:
-                        buf.poll(timeout if len(self._buffers) == 1 else 0)
-                    if len(self._buffers) > 1:
-                        _sleep_on([b.epoll_fd() for b in self._buffers], timeout)
-                else:
-                    time.sleep(timeout / 1000)
-                now = time.monotonic()
-                due = [s for s in samples if now >= next_sample[id(s[0])]]
-                if due:
-                    self.print_samples(due)
-                    for s in due:
-                        next_sample[id(s[0])] = now + _interval(s[1])
+        while not self._stop:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            timeout = POLL_MS
+            if deadline is not None:
+                timeout = min(timeout, max(0, int((deadline - now) * 1000)))
+            self.poll_buffers(timeout)
+            now = time.monotonic()
+            due = [s for s in samples if now >= next_sample[id(s[0])]]
+            if due:
+                self.print_samples(due)
+                for s in due:
+                    next_sample[id(s[0])] = now + _interval(s[1])
         for buf in self._buffers:
             buf.consume()
         if samples and not self.opts.json:
@@ -426,10 +435,11 @@ def _map_defs(package: LoadedPackage) -> dict[str, tuple[int | None, int | None]
 
 
 @contextmanager
-def stop_on_signals(runner: Runner) -> Iterator[None]:
-    """SIGINT and SIGTERM end the loop; the caller then detaches cleanly."""
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``stop`` (``Runner.stop``, or the exporter's) instead of
+    raising, so the caller detaches cleanly; the previous handlers come back after."""
     def handler(signum: int, frame: Any) -> None:
-        runner.stop()
+        stop()
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -4,8 +4,8 @@ Every variable of ``meta.bpf_skel.data_sections`` becomes an option of the
 program (``ecc run package.json -- --min_duration_ns 100``). This module is
 the pure part of that: it describes each option (:class:`OptionSpec`), turns
 option text into the bytes of the variable's BTF type (:func:`parse_value`),
-and writes values into the initial bytes of the sections
-(:func:`apply_values`). The loader passes those bytes to libbpf before load.
+and ``ecc.run.sections`` writes values into the initial bytes of the sections.
+The loader passes those bytes to libbpf before load.
 
 Where a variable lives: clang leaves DATASEC offsets (and the DATASEC size)
 at 0 in a ``.o`` and libbpf fixes them from the ELF symbol table at open, so
@@ -60,8 +60,6 @@ __all__ = [
     "DefaultSource",
     "OptionKind",
     "OptionSpec",
-    "apply_defaults",
-    "apply_values",
     "decode_value",
     "describe",
     "option_specs",
@@ -563,52 +561,3 @@ def describe(spec: OptionSpec) -> str:
     else:
         shown = str(default)
     return f"{spec.type_name} (default: {shown})"
-
-
-# ---------------------------------------------------------------------------
-# Writing sections
-
-
-def apply_values(
-    specs: Sequence[OptionSpec],
-    values: Mapping[str, str],
-    initial: Mapping[str, bytes],
-    *,
-    defaults: bool = True,
-) -> dict[str, bytes]:
-    """New bytes for every section of ``initial`` and of ``specs``.
-
-    ``values`` maps long option names to their text. For an option not given,
-    its annotation default is written (unless ``defaults`` is false); without
-    one, the section's bytes stay. A section absent from ``initial`` (or
-    given as ``b""``, as an ELF ``.bss`` is) starts as ``section_size`` zeros.
-    """
-    by_long = {spec.long: spec for spec in specs}
-    for name in values:
-        if name not in by_long:
-            raise EccError(f"unknown option --{name}")
-    out = {name: bytearray(data) for name, data in initial.items()}
-    for spec in specs:
-        if spec.long in values:
-            encoded = parse_value(spec, values[spec.long])
-        elif defaults and spec.default_bytes is not None:
-            encoded = spec.default_bytes
-        else:
-            continue
-        buf = out.get(spec.section)
-        if not buf:
-            buf = out[spec.section] = bytearray(spec.section_size)
-        if spec.offset + spec.size > len(buf):
-            raise EccError(
-                f"option --{spec.long}: section {spec.section} is {len(buf)} bytes, too small "
-                f"for variable '{spec.var}' ({spec.size} bytes at offset {spec.offset})"
-            )
-        buf[spec.offset : spec.offset + spec.size] = encoded
-    return {name: bytes(buf) for name, buf in out.items()}
-
-
-def apply_defaults(
-    specs: Sequence[OptionSpec], initial: Mapping[str, bytes]
-) -> dict[str, bytes]:
-    """Only the annotation defaults: ``apply_values`` with no option given."""
-    return apply_values(specs, {}, initial)

@@ -14,6 +14,7 @@ import pytest
 
 from ecc.errors import EccError, KernelLimitError, LibbpfError, ToolNotFoundError
 from ecc.run import libbpf as L
+from ecc.run.libbpf import bindings, diagnosis
 
 # (struct, size, {field: offset}) as gcc lays out libbpf 1.4's libbpf.h on
 # x86_64 / aarch64 (LP64). tests/test_libbpf_kernel.py re-checks these
@@ -200,7 +201,7 @@ def test_tracepoint_eperm_is_not_a_kernel_limit(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_kprobe_attach_without_kprobes_is_kernel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(L, "_kernel_has_kprobes", lambda: False)
+    monkeypatch.setattr(diagnosis, "_kernel_has_kprobes", lambda: False)
     err = L._attach_error("p", "kprobe/do_unlinkat", "attaching", -errno.ENOENT, "")
     assert isinstance(err, KernelLimitError)
     assert str(err) == (
@@ -212,7 +213,7 @@ def test_kprobe_attach_without_kprobes_is_kernel_limit(monkeypatch: pytest.Monke
 
 
 def test_kprobe_on_missing_function_is_libbpf_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(L, "_kernel_has_kprobes", lambda: True)
+    monkeypatch.setattr(diagnosis, "_kernel_has_kprobes", lambda: True)
     log = "libbpf: prog 'p': failed to create kprobe 'nope+0x0' perf event: No such file\n"
     err = L._attach_error("p", "kprobe/nope", "attach", -errno.ENOENT, log)
     assert type(err) is LibbpfError
@@ -224,17 +225,17 @@ def test_kprobe_on_missing_function_is_libbpf_error(monkeypatch: pytest.MonkeyPa
 
 
 def test_uprobe_attach_without_uprobes_is_kernel_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(L, "_kernel_has_uprobes", lambda: False)
+    monkeypatch.setattr(diagnosis, "_kernel_has_uprobes", lambda: False)
     err = L._attach_error("p", "uprobe", "attaching", -errno.EOPNOTSUPP, "")
     assert isinstance(err, KernelLimitError) and "uprobes are not built in" in str(err)
 
 
 def test_tracepoint_without_tracefs_says_mount(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(L, "_tracefs_events_dir", lambda: None)
+    monkeypatch.setattr(diagnosis, "_tracefs_events_dir", lambda: None)
     err = L._attach_error("p", "tp/sched/x", "attaching", -errno.ENOENT, "")
     assert isinstance(err, KernelLimitError)
     assert "mount -t tracefs nodev /sys/kernel/tracing" in str(err)
-    monkeypatch.setattr(L, "_tracefs_events_dir", lambda: "/sys/kernel/tracing")
+    monkeypatch.setattr(diagnosis, "_tracefs_events_dir", lambda: "/sys/kernel/tracing")
     assert type(L._attach_error("p", "tp/sched/x", "a", -errno.ENOENT, "")) is LibbpfError
 
 
@@ -258,7 +259,7 @@ def test_tail_drops_blank_lines() -> None:
 
 
 def test_missing_library_names_the_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(L, "_STATE", L._State())  # as if nothing were loaded yet
+    monkeypatch.setattr(bindings, "_STATE", bindings._State())  # as if nothing were loaded yet
     with pytest.raises(ToolNotFoundError) as info:
         L.load_libbpf("/nonexistent/libbpf.so.1")
     assert "libbpf1" in str(info.value)

@@ -33,14 +33,13 @@ from ecc.run.options import (
     ByteOrder,
     OptionKind,
     OptionSpec,
-    apply_defaults,
-    apply_values,
     decode_value,
     describe,
     option_specs,
     parse_value,
     read_current,
 )
+from ecc.run.sections import apply_defaults, apply_values
 
 SOURCE = Path(__file__).resolve().parent.parent / "data" / "options" / "vars.bpf.c"
 CLANG = shutil.which("clang-19")

@@ -1,0 +1,215 @@
+"""One translation unit: clang (with the PCH when it applies), then strip -g: source ->
+object bytes. A build compiles one; a --link build one per source.
+
+Imported by the pipeline just before clang starts: what it imports at the top is
+what starting clang needs; the rest (provenance's hashing, the result records)
+is imported while clang runs or after.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+from .. import log
+from ..errors import CompileError
+from ..meta import names
+from . import compile as cc
+from . import pch, vmlinux
+from .cache import cache_dir
+from .report import depfile_flags, parse_depfile
+from .repro import PathMap, mirror_folder, unalias
+
+if TYPE_CHECKING:
+    from .pipeline import BuildOptions, Timer
+    from .provenance import Hashing
+    from .result import Compiled
+    from .tools import Running
+
+
+class CompileJob(NamedTuple):
+    """One translation unit: a build compiles one, a --link build one per source."""
+
+    source: str
+    source_text: str
+    header_text: str | None
+    struct_names: tuple[str, ...]   # exported structs that get a dummy pointer here
+    arch: str
+    source_root: str                # the folder the object names "." (repro.PathMap)
+
+
+class _Unit(NamedTuple):
+    """The files of one compile in the workspace, and how clang is asked for it."""
+
+    source_dir: str
+    alias: str                      # the source folder as clang reads it (repro.py)
+    wrapper: str
+    raw_obj: str
+    final_obj: str
+    depfile: str
+    cache: str
+    path_map: PathMap
+    req: cc.CompileRequest
+
+
+def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: str | None,
+                   workspace: str, timer: Timer,
+                   while_compiling: Callable[[], None] | None = None,
+                   deferred: list[Callable[[], None]] | None = None) -> Compiled:
+    """clang (with the PCH when it applies), then strip -g: source -> object bytes.
+
+    Work for later builds (making the PCH) is appended to ``deferred`` when given,
+    for the caller to start once its build is done; else it starts at once."""
+    wants_vmlinux, vmlinux_dir = vmlinux.choose(opts, job.source, job.source_text,
+                                                job.header_text, job.arch, workspace)
+    include_dirs = [vmlinux_dir] if vmlinux_dir is not None else []
+    timer.lap("prepare")
+    unit = _prepare(opts, job, workspace, vmlinux_dir, include_dirs)
+    req, entry = unit.req, None
+    if opts.cache and wants_vmlinux:
+        entry = _pch_entry(clang, req, job.source_text, unit.source_dir, opts.cflags,
+                           include_dirs)
+        if entry is not None and entry.ready() and not pch.loses_externs(entry, job.source_text):
+            req = req._replace(pch=str(entry.pch))
+        timer.lap("pch")
+    run = _Clang(clang, unit, os.path.basename(job.source))
+    req, diagnostics, prehashed = _compile(run, req, entry, job.source, vmlinux_dir,
+                                           while_compiling)
+    if entry is not None and req.pch is None:
+        # Made after clang is done (after the whole build, given ``deferred``), so that
+        # it does not slow this build down: the next build gets it, and this one's
+        # object is the same as with it.
+        start = functools.partial(pch.start_making, clang, entry)
+        if deferred is None:
+            start()
+        else:
+            deferred.append(start)
+    timer.lap("clang")
+    obj_bytes = cc.strip_debug(llvm_strip, unit.raw_obj, unit.final_obj)
+    if req.pch and entry:
+        from .externs import externs_without_btf
+
+        lost = externs_without_btf(obj_bytes)
+        if lost:
+            # clang said nothing, but the object differs from one built without the
+            # PCH and libbpf would refuse it: that one is the object (externs.py).
+            log.info("the precompiled header lost the BTF of extern %s; compiling without it",
+                     ", ".join(lost))
+            pch.mark_loses_externs(entry, job.source_text)
+            req = req._replace(pch=None)
+            diagnostics = run.finish(run.start(req), req)
+            obj_bytes = cc.strip_debug(llvm_strip, unit.raw_obj, unit.final_obj)
+    depends = _depends(unit)
+    from .provenance import Hashing
+    from .result import Compiled
+
+    hashing = [prehashed, Hashing(prehashed.missing(depends))]
+    timer.lap("strip")
+    return Compiled(obj_bytes, diagnostics, depends,
+                    cc.compile_flags(req, cc.system_include_dirs(clang)), unit.path_map, hashing)
+
+
+def _prepare(opts: BuildOptions, job: CompileJob, workspace: str, vmlinux_dir: str | None,
+             include_dirs: list[str]) -> _Unit:
+    source = job.source
+    source_dir = os.path.dirname(os.path.abspath(source))
+    stem = names.stem(source)
+    # clang reads the program's folder through a path of fixed length (repro.py).
+    alias = mirror_folder(source_dir, workspace) or source_dir
+    wrapper = os.path.join(workspace, f"{stem}.ecc.c")
+    with open(wrapper, "w") as out:
+        out.write(cc.wrapper_source(os.path.join(alias, os.path.basename(source)),
+                                    job.struct_names))
+    raw_obj = os.path.join(workspace, f"{stem}.unstripped.o")
+    depfile = os.path.join(workspace, f"{stem}.d")
+    cache = os.path.abspath(cache_dir())
+    path_map = PathMap.for_build(job.source_root, workspace=workspace, cache=cache,
+                                 vmlinux_dir=vmlinux_dir, aliases={alias: source_dir})
+    req = cc.CompileRequest(
+        wrapper=wrapper, output=raw_obj, source_dir=alias, arch=job.arch,
+        include_dirs=tuple(include_dirs), cflags=tuple(opts.cflags),
+        extra_flags=(*path_map.debug_flags(), *depfile_flags(depfile)),
+        cwd=path_map.line_root(),
+    )
+    return _Unit(source_dir, alias, wrapper, raw_obj,
+                 os.path.join(workspace, names.object_file_name(source)), depfile, cache,
+                 path_map, req)
+
+
+class _Clang:
+    """Starts and finishes clang for one unit, naming the user's paths in what it says."""
+
+    def __init__(self, clang: str, unit: _Unit, display: str) -> None:
+        self.clang, self.unit, self.display = clang, unit, display
+
+    def start(self, req: cc.CompileRequest) -> Running:
+        return cc.start_compile(self.clang, req, display_name=self.display)
+
+    def finish(self, running: Running, req: cc.CompileRequest) -> str:
+        alias, source_dir = self.unit.alias, self.unit.source_dir
+        try:
+            return unalias(cc.finish_compile(running, req, display_name=self.display), alias,
+                           source_dir)
+        except CompileError as exc:
+            raise CompileError(str(exc), unalias(exc.details or "", alias, source_dir)
+                               or None) from exc
+
+
+def _compile(run: _Clang, req: cc.CompileRequest, entry: pch.PchEntry | None, source: str,
+             vmlinux_dir: str | None, while_compiling: Callable[[], None] | None,
+             ) -> tuple[cc.CompileRequest, str, Hashing]:
+    """clang, and the work that overlaps it; again without the PCH if it failed with it.
+    The request clang succeeded with, its diagnostics, and the inputs hashed meanwhile."""
+    running = run.start(req)
+    try:
+        from .provenance import Hashing
+
+        # The big inputs known before clang runs are hashed while it runs (provenance).
+        prehashed = Hashing([os.path.abspath(source), *(
+            [os.path.join(vmlinux_dir, "vmlinux.h")] if vmlinux_dir else [])])
+        if while_compiling is not None:
+            while_compiling()
+    except BaseException:
+        running.kill()
+        raise
+    try:
+        diagnostics = run.finish(running, req)
+    except CompileError as exc:
+        if not (req.pch and entry):
+            raise
+        # Whatever went wrong, the program's own diagnostics are those of a compile
+        # without the cache: the PCH must never change the outcome.
+        if pch.is_pch_failure(exc.details or ""):
+            log.info("precompiled header unusable; making it again")
+            pch.invalidate(entry)
+        req = req._replace(pch=None)
+        diagnostics = run.finish(run.start(req), req)
+    return req, diagnostics, prehashed
+
+
+def _depends(unit: _Unit) -> list[str]:
+    """Every file clang read (its -MD list), without ecc's own wrapper and PCH."""
+    try:
+        with open(unit.depfile, encoding="utf-8", errors="surrogateescape") as dep:
+            depends = parse_depfile(unalias(dep.read(), unit.alias, unit.source_dir))
+    except OSError:
+        depends = []
+    pch_dir = os.path.join(unit.cache, "pch", "")
+    return [d for d in (os.path.abspath(p) for p in depends)
+            if d != unit.wrapper and not d.startswith(pch_dir)]
+
+
+def _pch_entry(clang: str, req: cc.CompileRequest, source_text: str, source_dir: str,
+               cflags: tuple[str, ...], include_dirs: list[str]) -> pch.PchEntry | None:
+    """The PCH entry for this build, or None when the source is not eligible."""
+    includes = pch.prefix_includes(source_text)
+    header = vmlinux.resolve_header(source_dir, cflags, include_dirs)
+    if includes is None or header is None or not pch.has_include_guard(header):
+        return None
+    # Leave the program's own folder out of the key unless it can change what the
+    # prefix resolves to, so that programs in different folders share one PCH.
+    own = any(os.path.exists(os.path.join(source_dir, n)) for n in ("vmlinux.h", "bpf"))
+    flags = cc.compile_flags(req, cc.system_include_dirs(clang), with_source_dir=own)
+    return pch.entry_for(clang, flags, includes, header)
