@@ -13,17 +13,17 @@ A compile without the PCH has it: the build checks, and compiles again.
 from __future__ import annotations
 
 from ..btf import Kind, parse_btf
-from ..elf import read_object
+from .strip import undefined_symbols
 
 
 def externs_without_btf(object_bytes: bytes) -> list[str]:
     """Names of the undefined symbols that no BTF VAR or FUNC describes, sorted."""
-    obj = read_object(object_bytes)
-    externs = {sym.name for sym in obj.symbols if sym.undefined}
+    names, btf_bytes = undefined_symbols(object_bytes)
+    externs = set(names)
     if not externs:
         return []
-    if obj.btf is None:
+    if btf_bytes is None:
         return sorted(externs)
-    btf = parse_btf(obj.btf)
+    btf = parse_btf(btf_bytes)
     described = {t.name for t in btf if t.kind in (Kind.VAR, Kind.FUNC)}
     return sorted(externs - described)

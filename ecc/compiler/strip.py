@@ -115,6 +115,24 @@ def _read(data: bytes) -> _Object:
     return _Object(order, ehdr, sections)
 
 
+def undefined_symbols(data: bytes) -> tuple[list[str], bytes | None]:
+    """The names of a relocatable's undefined symbols (what it takes from elsewhere: the
+    kernel, Kconfig, another object) and its ``.BTF`` bytes, by this module's own reader:
+    externs.py checks every warm build with it, so it must cost next to nothing."""
+    try:
+        obj = _read(data)
+        names: list[str] = []
+        for symtab in (s for s in obj.sections if s.type == SHT_SYMTAB):
+            if symtab.fields[6] >= len(obj.sections) or len(symtab.data) % 24:
+                raise ElfError(f"symbol table {symtab.name} is malformed")
+            strings = obj.sections[symtab.fields[6]].data
+            names += [_string(strings, name) for name, _, _, shndx, _, _ in
+                      struct.iter_unpack(obj.order + _SYM, symtab.data) if name and shndx == 0]
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise ElfError(f"malformed ELF object ({exc})") from exc
+    return names, next((s.data for s in obj.sections if s.name == ".BTF"), None)
+
+
 def _kept_sections(obj: _Object) -> tuple[list[_Section], set[int]]:
     """The sections that stay, and the indices of those that go."""
     sections = obj.sections

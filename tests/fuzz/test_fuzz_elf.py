@@ -108,3 +108,18 @@ def meta_or_error(data: bytes) -> None:
 @given(mutated())
 def test_mutated_objects_through_meta_and_package_checks(data: bytes) -> None:
     meta_or_error(data)
+
+
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutated_objects_through_the_extern_check(data: bytes) -> None:
+    """The check every warm build makes (compiler/externs.py) reads the object with the
+    stripper's reader and parses BTF: our own errors only, or a list of names."""
+    from ecc.compiler.externs import externs_without_btf
+    from ecc.errors import BtfError
+
+    try:
+        names = externs_without_btf(data)
+    except (ElfError, BtfError):
+        return
+    assert all(isinstance(n, str) for n in names)
