@@ -17,7 +17,16 @@ runs, and once the counts settle the row shows:
 - the loader's CPU (user + system, from /proc) per event and as a share of
   one core, and its peak resident memory.
 
-    sudo python3 benchmarks/exporter.py [--procs N] [--spawners K]
+Then ever-new labels (issue 29): the exporter counts the same events by pid,
+so every process makes a series that never comes back, under a small
+``--max-series`` and ``--series-ttl``. The load runs for ``--churn-seconds``;
+every ``--every`` seconds a row shows the series held and those made, expired
+and evicted so far, and the exporter's resident memory: both stay flat once
+the limit is reached.
+
+    sudo python3 benchmarks/exporter.py [--procs N] [--spawners K] [--only rate|churn]
+                                        [--churn-seconds S] [--every S]
+                                        [--churn-max-series N] [--churn-ttl S]
 """
 
 from __future__ import annotations
@@ -74,11 +83,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def peak_rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    return rss_mb(pid, "VmHWM")
 
 
 def load(probe: Path, procs: int, spawners: int) -> None:
@@ -188,10 +201,63 @@ def counting_rate(config: Path, events: int = 200_000) -> float:
     return events / (time.perf_counter() - start)
 
 
+def own_counts(url: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name.startswith("ecc_exporter_series") and not s.labels:
+                out[s.name.removeprefix("ecc_exporter_series").strip("_") or "held"] = s.value
+            elif s.name == "ecc_exporter_events_total":
+                out["events"] = out.get("events", 0.0) + s.value
+    return out
+
+
+def run_churn(config: Path, probe: Path, seconds: float, every: float, max_series: int,
+              ttl: float, spawners: int) -> None:
+    """Ever-new pids for `seconds`: series and memory every `every` seconds."""
+    proc, line = start([sys.executable, "-m", "ecc", "exporter", str(config), "--listen",
+                        "127.0.0.1:0", "--max-series", str(max_series), "--series-ttl",
+                        str(ttl)], subprocess.DEVNULL)
+    url = line.split(" on ", 1)[1].split(";")[0]
+    loop = f"while :; do {probe}; done"
+    shells = [subprocess.Popen(["/bin/sh", "-c", loop]) for _ in range(spawners)]
+    print(f"\never-new labels: the bootstrap example counted by pid, {spawners} shell loops "
+          f"starting processes for {seconds:.0f} s; --max-series {max_series} "
+          f"--series-ttl {ttl:g}")
+    print(f"{'s':>5}{'events':>10}{'held':>7}{'made':>9}{'expired':>9}{'evicted':>9}"
+          f"{'rss MB':>8}")
+    try:
+        t0 = time.monotonic()
+        tick = every
+        while tick <= seconds:
+            time.sleep(max(0.0, t0 + tick - time.monotonic()))
+            c = own_counts(url)
+            print(f"{tick:>5.0f}{c.get('events', 0):>10.0f}{c.get('held', 0):>7.0f}"
+                  f"{c.get('created_total', 0):>9.0f}{c.get('expired_total', 0):>9.0f}"
+                  f"{c.get('evicted_total', 0):>9.0f}{rss_mb(proc.pid):>8.1f}", flush=True)
+            tick += every
+    finally:
+        for s in shells:
+            s.kill()
+            s.wait()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--procs", type=int, default=6000, help="processes to start per row")
     parser.add_argument("--spawners", type=int, default=4, help="shell loops at once")
+    parser.add_argument("--only", choices=("rate", "churn"), help="run one part only")
+    parser.add_argument("--churn-seconds", type=float, default=90,
+                        help="how long the ever-new labels run")
+    parser.add_argument("--every", type=float, default=10, help="seconds between rows")
+    parser.add_argument("--churn-max-series", type=int, default=2000)
+    parser.add_argument("--churn-ttl", type=float, default=20)
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root: loading BPF")
@@ -210,6 +276,16 @@ def main() -> int:
             "    - name: bench_events\n      labels:\n      - name: comm\n"
             "      - name: exit\n        from: exit_event\n"
             "  compiled_ebpf_filename: package.json\n")
+        if args.only != "rate":
+            by_pid = work / "by_pid.yaml"
+            by_pid.write_text(
+                "programs:\n- name: bootstrap\n  metrics:\n    counters:\n"
+                "    - name: bench_by_pid\n      labels: [pid, comm]\n"
+                "  compiled_ebpf_filename: package.json\n")
+            run_churn(by_pid, probe, args.churn_seconds, args.every, args.churn_max_series,
+                      args.churn_ttl, args.spawners)
+            if args.only == "churn":
+                return 0
         procs = args.procs - args.procs % args.spawners
         rows = [
             run_exporter("ecc exporter", config, [], probe, procs, args.spawners),

@@ -8,17 +8,27 @@ Three judges, none of them the code that wrote the package:
   and program under the name the package gives it, in the same order, and
   each export type id naming that struct with that many members.
 A check that cannot run here (no libbpf on the machine) is a note, not a problem.
+
+``ecc check PACKAGE --kernel BTF`` / ``--btfhub-archive DIR`` asks instead which
+kernels can run the package: each kernel's BTF is read here (plain or BTFHub's
+``.btf.tar.xz``) and judged by ecc/compat, the kernels spread over processes.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 
-from .errors import LibbpfError, PackageError, ToolNotFoundError
+from .compat import KernelVerdict, ObjectFacts, analyze_object, check_kernel, kernel_version
+from .errors import EccError, LibbpfError, PackageError, ToolNotFoundError
 from .package import MAX_OBJECT_BYTES, parse_package
 from .package.embedded import read_embedded
 from .package.schema import package_schema
@@ -159,3 +169,140 @@ def _unique(lines: list[str]) -> list[str]:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# --- which kernels can run it (--kernel, --btfhub-archive) ------------------------------
+
+RUNNING_KERNEL_BTF = "/sys/kernel/btf/vmlinux"
+# Below this many kernels, starting worker processes costs more than it saves.
+_PARALLEL_MIN = 8
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    name: str                 # how the matrix names it (the archive's relative path)
+    path: str
+    compressed: bool
+    version: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class KernelReport:
+    origin: str
+    verdicts: tuple[KernelVerdict, ...]
+    warnings: tuple[str, ...]   # archive files that could not be used
+    seconds: float
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for v in self.verdicts if not v.ok)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"package": self.origin, "kernels": [v.as_dict() for v in self.verdicts],
+                "failed": self.failed, "warnings": list(self.warnings),
+                "seconds": round(self.seconds, 3)}
+
+
+def package_object(path: str) -> tuple[str, bytes]:
+    """The origin and BPF object of any package file ``ecc check`` takes."""
+    read = _standalone(path) or read_document(path)
+    if read.skel_object is not None:
+        return read.origin, read.skel_object
+    package = parse_package(read.document, limit=MAX_OBJECT_BYTES)
+    if package.object_bytes is None:
+        raise PackageError(f"{read.origin}: the package holds no BPF object")
+    return read.origin, package.object_bytes
+
+
+def kernel_sources(files: Sequence[str], archive: str | None,
+                   ) -> tuple[list[KernelSource], list[str]]:
+    """The kernels named by --kernel and found in --btfhub-archive, and archive warnings.
+
+    A kernel's version comes from its file name (BTFHub names files by ``uname -r``);
+    the running kernel's BTF file gets the running kernel's release.
+    """
+    from .compiler.btfgen import find_kernels
+
+    sources: list[KernelSource] = []
+    for path in files:
+        if not os.path.isfile(path):
+            raise EccError(f"--kernel {path}: no such file; give a kernel BTF file "
+                           f"(such as {RUNNING_KERNEL_BTF})")
+        name = os.path.basename(path)
+        version = kernel_version(name.removesuffix(".tar.xz"))
+        if os.path.realpath(path) == RUNNING_KERNEL_BTF:
+            version = kernel_version(os.uname().release)
+        sources.append(KernelSource(path, path, path.endswith(".tar.xz"), version))
+    warnings: list[str] = []
+    if archive is not None:
+        if not os.path.isdir(archive):
+            raise EccError(f"--btfhub-archive {archive}: not a folder; give a BTFHub archive "
+                           "(<distro>/<version>/<arch>/<kernel>.btf or .btf.tar.xz)")
+        found, warnings = find_kernels(archive)
+        sources += [KernelSource(k.rel, k.source, k.compressed,
+                                 kernel_version(k.rel.rsplit("/", 1)[-1])) for k in found]
+    return sources, warnings
+
+
+def check_kernels(path: str, files: Sequence[str] = (), archive: str | None = None,
+                  jobs: int | None = None) -> KernelReport:
+    """Judge the package of ``path`` against each kernel of ``files`` and ``archive``."""
+    start = time.perf_counter()
+    origin, object_bytes = package_object(path)
+    facts = analyze_object(object_bytes)
+    sources, warnings = kernel_sources(files, archive)
+    if not sources:
+        raise EccError(f"{archive}: no kernel BTF files found" if archive
+                       else "give --kernel BTF or --btfhub-archive DIR")
+    workers = min(jobs or os.cpu_count() or 1, len(sources))
+    if workers <= 1 or len(sources) < _PARALLEL_MIN:
+        verdicts = [_judge(facts, source) for source in sources]
+    else:
+        with ProcessPoolExecutor(workers, initializer=_worker_init,
+                                 initargs=(object_bytes,)) as pool:
+            verdicts = list(pool.map(_worker_judge, sources, chunksize=4))
+    return KernelReport(origin, tuple(verdicts), tuple(warnings), time.perf_counter() - start)
+
+
+_FACTS: ObjectFacts | None = None
+
+
+def _worker_init(object_bytes: bytes) -> None:
+    global _FACTS
+    _FACTS = analyze_object(object_bytes)
+
+
+def _worker_judge(source: KernelSource) -> KernelVerdict:
+    assert _FACTS is not None
+    return _judge(_FACTS, source)
+
+
+def _judge(facts: ObjectFacts, source: KernelSource) -> KernelVerdict:
+    try:
+        data = _read_kernel_btf(source)
+    except EccError as exc:
+        return KernelVerdict(source.name, source.version, (), (), str(exc))
+    return check_kernel(facts, source.name, data, source.version)
+
+
+def _read_kernel_btf(source: KernelSource) -> bytes:
+    from .compiler.btfgen import MAX_BTF_BYTES, KernelBtf, UnusableKernelBtf, unpack_xz
+
+    try:
+        if not source.compressed:
+            with open(source.path, "rb") as fh:
+                data = fh.read(MAX_BTF_BYTES + 1)
+            if len(data) > MAX_BTF_BYTES:
+                raise EccError(f"{source.path}: over {MAX_BTF_BYTES} bytes; not a kernel BTF")
+            return data
+        rel = source.name if source.name.endswith(".btf") else (
+            os.path.basename(source.path).removesuffix(".tar.xz"))
+        with tempfile.TemporaryDirectory(prefix="ecc-check-") as tmp:
+            dest = os.path.join(tmp, "kernel.btf")
+            unpack_xz(KernelBtf(rel, source.path, source.path, True), dest)
+            with open(dest, "rb") as fh:
+                return fh.read()
+    except UnusableKernelBtf as exc:
+        raise EccError(f"{source.path}: {exc}") from None
+    except OSError as exc:
+        raise EccError(f"{source.path}: cannot read it ({exc.strerror or exc})") from None

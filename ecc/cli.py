@@ -27,11 +27,12 @@ _SUMMARIES = {
     "build": "Compile a .bpf.c into <stem>.bpf.o, <stem>.skel.json and package.json.",
     "run": "Load a package, attach its programs and print what they send.",
     "exporter": "Serve Prometheus metrics from the programs of a config file.",
-    "push": "Push a package to an OCI registry.",
-    "pull": "Pull a package from an OCI registry.",
+    "push": "Push a package or a WebAssembly module to an OCI registry.",
+    "pull": "Pull a package or a WebAssembly module from an OCI registry.",
     "init": "Create a new project folder with a program and a CI workflow.",
     "doctor": "Check the toolchain and this machine.",
     "check": "Check packages against the schema, their object and libbpf.",
+    "cache": "Show what the build cache holds (info) or empty it (clean).",
 }
 
 
@@ -124,45 +125,77 @@ def _click_option(option: Option) -> click.Option:
                         help=option.help, **kinds[option.kind])
 
 
+def _opt(*decls: str, **attrs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    return decls, attrs
+
+
+# `ecc run`'s own options, in --help order: a table keeps _cmd_run short.
+_RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    _opt("--json", "json_", is_flag=True, help="One JSON object per line."),
+    _opt("--printk", is_flag=True,
+         help="Also print what bpf_printk writes, each line marked printk (JSON type "
+              "\"printk\"). It comes from the kernel's trace pipe, which the whole "
+              "machine shares: lines of other programs show too, and lines read "
+              "here are gone for any other reader."),
+    _opt("--duration", type=float, metavar="SECONDS", help="Stop after this long."),
+    _opt("--strict", is_flag=True,
+         help="Fail when any program cannot be loaded or attached."),
+    _opt("--btf", "btf_path", metavar="FILE",
+         help="Kernel BTF to use for CO-RE instead of the running kernel's (a file, or "
+              "an entry of a --btfgen tar such as ubuntu/20.04/x86_64/KERNEL.btf)."),
+    _opt("--plain-http", is_flag=True,
+         help="PACKAGE is in an OCI registry without TLS (http)."),
+    _opt("--force", is_flag=True,
+         help="Load a package built for another architecture anyway."),
+    _opt("--ifindex", type=int, metavar="N",
+         help="Attach every XDP and TC program to this interface (default: their "
+              "@ifindex/@tchook, else 1, lo)."),
+    _opt("--iface", metavar="NAME", help="The same as --ifindex, by name."),
+    _opt("--replace", is_flag=True,
+         help="Take an XDP or tc hook that already holds another program."),
+    _opt("--cgroup", metavar="PATH",
+         help="Attach cgroup programs (cgroup_skb, sockops, ...) to this cgroup v2 "
+              "folder; without it they are loaded and wait."),
+    _opt("--uprobe-binary", metavar="PATH",
+         help="Attach uprobes whose section names no target to --uprobe-function "
+              "in this binary or library."),
+    _opt("--uprobe-function", metavar="NAME", help="See --uprobe-binary."),
+    _opt("--uprobe-pid", type=int, default=-1, metavar="PID",
+         help="Trace only this process with those uprobes (default: all)."),
+    _opt("-v", "--verbose", is_flag=True, help="Show libbpf's messages and tracebacks."),
+]
+
+
 def _cmd_run() -> click.Command:
     @click.command(context_settings={"ignore_unknown_options": True,
                                    "allow_interspersed_args": False})
     @click.argument("package", metavar="PACKAGE")
     @click.argument("program_args", nargs=-1, type=click.UNPROCESSED, metavar="[PROGRAM OPTIONS]")
-    @click.option("--json", "json_", is_flag=True, help="One JSON object per line.")
-    @click.option("--duration", type=float, metavar="SECONDS", help="Stop after this long.")
-    @click.option("--strict", is_flag=True,
-                  help="Fail when any program cannot be loaded or attached.")
-    @click.option("--btf", "btf_path", metavar="FILE",
-                  help="Kernel BTF to use for CO-RE instead of the running kernel's (a file, or "
-                       "an entry of a --btfgen tar such as ubuntu/20.04/x86_64/KERNEL.btf).")
-    @click.option("--plain-http", is_flag=True,
-                  help="PACKAGE is in an OCI registry without TLS (http).")
-    @click.option("--force", is_flag=True,
-                  help="Load a package built for another architecture anyway.")
-    @click.option("-v", "--verbose", is_flag=True, help="Show libbpf's messages and tracebacks.")
     def run(package: str, program_args: tuple[str, ...], json_: bool, duration: float | None,
             strict: bool, btf_path: str | None, plain_http: bool, force: bool,
-            verbose: bool) -> None:
+            ifindex: int | None, iface: str | None, replace: bool, cgroup: str | None,
+            uprobe_binary: str | None, uprobe_function: str | None, uprobe_pid: int,
+            verbose: bool, printk: bool) -> None:
         """Load PACKAGE (package.json, package.yaml, a .skel.json beside its .bpf.o, a --btfgen
         <stem>.tar, or - for stdin), attach its programs and print what they send.
 
         Options after PACKAGE are the program's own, made from its global variables:
         `ecc run package.json --help` lists them. A WebAssembly program (APP.wasm, eunomia's
-        wasm-bpf ABI) runs instead with the arguments after it as its argv.
+        wasm-bpf ABI; also by URL, OCI reference or standalone file) runs instead with the
+        arguments after it as its argv.
         """
         from .run.btfarchive import choose_btf
-        from .run.fetch import open_package
-        from .run.loader import RunOptions
+        from .run.fetch import WasmModule, open_program
+        from .run.loader import RunOptions, interface_index
 
         _setup_logging(verbose)
-        from .run.wasm import read_wasm, run_module
+        # a file, APP.wasm, URL, OCI reference or .out: a package or a WebAssembly module
+        loaded = open_program(package, plain_http=plain_http)
+        if isinstance(loaded, WasmModule):  # a WASI guest; what follows it is its argv
+            from .run.wasm import run_module
 
-        wasm = read_wasm(package)  # APP.wasm: a WASI guest; what follows it is its argv
-        if wasm is not None:
             guest_args = program_args[1:] if program_args[:1] == ("--",) else program_args
-            raise SystemExit(run_module(wasm, package, [package, *guest_args]))
-        loaded = open_package(package, plain_http=plain_http)  # a file, URL, OCI ref, .out
+            raise SystemExit(run_module(loaded.data, package, [package, *guest_args]))
         args = list(program_args)
         if args[:1] == ["--"]:
             args = args[1:]
@@ -184,11 +217,16 @@ def _cmd_run() -> click.Command:
             strict=strict or bool(params.pop("__strict", False)),
             # A --btfgen tar's BTF for this kernel when it has none of its own, or --btf.
             btf_custom_path=choose_btf(loaded.btf_archive, loaded.origin, btf_path).path,
+            ifindex=interface_index(ifindex, iface), replace=replace, cgroup=cgroup,
+            uprobe_binary=uprobe_binary, uprobe_function=uprobe_function, uprobe_pid=uprobe_pid,
+            printk=printk,
         )
         for key in ("__json", "__duration", "__strict"):
             params.pop(key, None)
         opts.section_values = _section_values(loaded, specs, params)
         _run_loaded(loaded, opts)
+    # After the arguments, in the table's order: what the stacked decorators gave.
+    run.params.extend(click.Option(list(decls), **attrs) for decls, attrs in _RUN_OPTIONS)
     return run
 
 
@@ -203,29 +241,50 @@ def _listen_address(ctx: click.Context, param: click.Parameter, value: str) -> s
 
 
 def _cmd_exporter() -> click.Command:
+    def listen_or_none(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        return value if value == "none" else _listen_address(ctx, param, value)
+
     @click.command()
     @click.argument("config", required=False, metavar="[CONFIG]")
     @click.option("--listen", default="127.0.0.1:8526", show_default=True, metavar="HOST:PORT",
-                  callback=_listen_address, help="Where to serve /metrics (and the API).")
+                  callback=listen_or_none,
+                  help="Where to serve /metrics (and the API); 'none': no listener, the "
+                       "metrics go out over OTLP only.")
     @click.option("--api", is_flag=True,
                   help="Serve the control API (POST /start, GET /list, POST /stop/ID); "
                        "needs --api-token-file.")
     @click.option("--api-token-file", metavar="FILE",
                   help="File holding the bearer token API requests must send.")
     @click.option("--max-series", type=click.IntRange(min=1), default=10000, show_default=True,
-                  metavar="N", help="Label sets kept at most; past it new series are dropped "
-                                    "and counted in ecc_exporter_series_dropped_total.")
+                  metavar="N", help="Label sets kept at most; past it a new counter series "
+                                    "evicts the least recently updated one "
+                                    "(ecc_exporter_series_evicted_total).")
+    @click.option("--series-ttl", type=click.FloatRange(min=0), default=900, show_default=True,
+                  metavar="SECONDS", help="Counter series not updated for this long are removed "
+                                          "(ecc_exporter_series_expired_total); a metric's "
+                                          "'ttl' overrides it; 0: never.")
     @click.option("--queue-size", type=click.IntRange(min=1), default=65536, show_default=True,
                   metavar="N", help="Events buffered per program between the kernel's buffers "
                                     "and counting; past it events are counted as lost.")
+    @click.option("--otlp-endpoint", metavar="URL",
+                  help="Also push the metrics over OTLP/HTTP, posted to this URL as given "
+                       "(e.g. http://127.0.0.1:4318/v1/metrics); over the config's "
+                       "otlp.endpoint. Needs the otel extra.")
+    @click.option("--otlp-interval", type=click.FloatRange(min=0, min_open=True),
+                  metavar="SECONDS", help="Seconds between OTLP pushes (default: the config's "
+                                          "otlp.interval, else 10).")
     @click.option("-v", "--verbose", is_flag=True,
-                  help="Log requests, libbpf's messages, tracebacks.")
+                  help="Log requests, libbpf's and the OTLP exporter's messages, tracebacks.")
     def exporter(config: str | None, listen: str, api: bool, api_token_file: str | None,
-                 max_series: int, queue_size: int, verbose: bool) -> None:
+                 max_series: int, series_ttl: float, queue_size: int,
+                 otlp_endpoint: str | None, otlp_interval: float | None,
+                 verbose: bool) -> None:
         """Serve Prometheus metrics made from the events and maps of the programs in CONFIG
         (YAML or JSON, eunomia-exporter's format: programs with counters, histograms, gauges).
 
         CONFIG may be left out with --api: programs then come through POST /start.
+        With an otlp block in CONFIG or --otlp-endpoint the same metrics (and, for programs
+        with 'logs: true', their events as logs) are also pushed over OTLP.
         """
         from .exporter.server import ServerOptions, serve
 
@@ -234,32 +293,62 @@ def _cmd_exporter() -> click.Command:
             raise click.UsageError("give a CONFIG file, or --api to start programs through the "
                                    "control API")
         serve(ServerOptions(config=config, listen=listen, api=api, api_token_file=api_token_file,
-                            max_series=max_series, queue_size=queue_size, verbose=verbose),
+                            max_series=max_series, series_ttl=series_ttl,
+                            queue_size=queue_size, verbose=verbose,
+                            otlp_endpoint=otlp_endpoint, otlp_interval=otlp_interval),
               _echo_err)
     return exporter
 
 
 def _cmd_push() -> click.Command:
     @click.command()
-    @click.argument("package", metavar="PACKAGE")
-    @click.argument("ref", metavar="REF")
+    @click.argument("package", metavar="[PACKAGE | APP.wasm]", required=False)
+    @click.argument("ref", metavar="REF", required=False)
+    @click.option("-m", "--module", metavar="APP.wasm",
+                  help="Push this WebAssembly module (as eunomia's ecli does); REF is then "
+                       "the only argument.")
     @click.option("--plain-http", is_flag=True, help="The registry speaks http, not https.")
     @click.option("--arch", metavar="ARCH",
-                  help="Target architecture to annotate (default: the host's).")
+                  help="Target architecture to annotate a package with (default: the host's).")
     @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-    def push(package: str, ref: str, plain_http: bool, arch: str | None, verbose: bool) -> None:
-        """Push PACKAGE (a package.json) to an OCI registry as REF (HOST[:PORT]/REPO:TAG,
-        oci:// optional); prints the manifest digest.
+    def push(package: str | None, ref: str | None, module: str | None, plain_http: bool,
+             arch: str | None, verbose: bool) -> None:
+        """Push PACKAGE (a package.json) or a WebAssembly module (APP.wasm, or any file that
+        starts like one; or --module APP.wasm) to an OCI registry as REF
+        (HOST[:PORT]/REPO:TAG, oci:// optional); prints the manifest digest.
+
+        A module is stored as eunomia's ecli stores one (config
+        application/vnd.wasm.config.v1+json, layer application/vnd.wasm.content.layer.v1+wasm),
+        so ecli pulls what ecc pushes and the other way round.
 
         Credentials come from the Docker config ($DOCKER_CONFIG/config.json or
         ~/.docker/config.json).
         """
-        from .arch import host_arch
-        from .oci import push_package
+        from .oci import is_module_file, push_module, push_package
 
         _setup_logging(verbose)
-        digest = push_package(package, ref, arch=arch or host_arch(), plain_http=plain_http)
-        click.echo(f"ecc: pushed {package} to {ref}", err=True)
+        path: str | None
+        target: str | None
+        if module is not None:
+            if ref is not None:
+                raise click.UsageError("with --module APP.wasm, give only REF (not also "
+                                       "PACKAGE)")
+            path, target = module, package
+        else:
+            path, target = package, ref
+        if path is None or target is None:
+            raise click.UsageError("give PACKAGE REF, APP.wasm REF or --module APP.wasm REF")
+        if module is not None or is_module_file(path):
+            if arch is not None:
+                raise click.UsageError("--arch annotates an eBPF package; a WebAssembly module "
+                                       "is pushed without it")
+            digest = push_module(path, target, plain_http=plain_http)
+        else:
+            from .arch import host_arch
+
+            digest = push_package(path, target, arch=arch or host_arch(),
+                                  plain_http=plain_http)
+        click.echo(f"ecc: pushed {path} to {target}", err=True)
         click.echo(digest)
     return push
 
@@ -268,12 +357,14 @@ def _cmd_pull() -> click.Command:
     @click.command()
     @click.argument("ref", metavar="REF")
     @click.option("-o", "--output", metavar="FILE",
-                  help="Where to write the package (default: ./package.json).")
+                  help="Where to write it (default: ./package.json, or ./<REPO>.wasm for a "
+                       "WebAssembly module, REPO being the last part of the repository).")
     @click.option("--plain-http", is_flag=True, help="The registry speaks http, not https.")
     @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
     def pull(ref: str, output: str | None, plain_http: bool, verbose: bool) -> None:
-        """Pull the package at REF (HOST[:PORT]/REPO:TAG or @sha256:DIGEST) from an OCI registry,
-        verify it, and write it; prints the manifest digest.
+        """Pull the package or WebAssembly module at REF (HOST[:PORT]/REPO:TAG or
+        @sha256:DIGEST) from an OCI registry, verify it, and write it; prints the manifest
+        digest.
         """
         from .oci import pull_to_file
 
@@ -363,23 +454,9 @@ def _section_values(loaded: Any, specs: list[Any], params: dict[str, Any]) -> di
 
 
 def _run_loaded(loaded: Any, opts: Any) -> None:
-    from .run.libbpf import bump_memlock_rlimit
-    from .run.loader import Runner, stop_on_signals
+    from .run.loader import run_package
 
-    bump_memlock_rlimit()
-    runner = Runner(loaded, opts, sys.stdout, _echo_err)
-    try:
-        runner.start(f"{loaded.origin}: no program could be attached; nothing to run")
-        count = len(runner.attached)
-        # Handlers first: whoever reads "running" may signal us at once.
-        with stop_on_signals(runner.stop):
-            click.echo(f"ecc: running {_program_name(loaded)}: {count} program"
-                       f"{'s' if count != 1 else ''} attached "
-                       f"({', '.join(a.name for a in runner.attached)}); Ctrl-C to stop",
-                       err=True)
-            runner.poll()
-    finally:
-        runner.close()
+    run_package(loaded, opts, sys.stdout, _echo_err)
 
 
 def _cmd_doctor() -> click.Command:
@@ -407,11 +484,34 @@ def _cmd_doctor() -> click.Command:
 def _cmd_check() -> click.Command:
     @click.command()
     @click.argument("packages", nargs=-1, required=True, metavar="PACKAGE...")
-    def check(packages: tuple[str, ...]) -> None:
+    @click.option("--kernel", "kernels", multiple=True, metavar="BTF",
+                  help="Judge the package against this kernel's BTF (repeatable), e.g. "
+                       "/sys/kernel/btf/vmlinux or a BTFHub .btf / .btf.tar.xz file.")
+    @click.option("--btfhub-archive", "archive", metavar="DIR",
+                  help="Judge it against every kernel of a local BTFHub archive.")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="With --kernel/--btfhub-archive: print everything as JSON.")
+    @click.option("--require-all", is_flag=True,
+                  help="With --kernel/--btfhub-archive: exit 1 when any kernel fails.")
+    @click.option("-j", "--jobs", type=click.IntRange(1), default=None,
+                  help="Processes judging kernels (default: one per CPU).")
+    def check(packages: tuple[str, ...], kernels: tuple[str, ...], archive: str | None,
+              as_json: bool, require_all: bool, jobs: int | None) -> None:
         """Check each PACKAGE (package.json or .yaml, a --btfgen .tar, a .skel file beside
         its .bpf.o, a --standalone file, or - for standard input) against the package
         schema, against its own object, and through libbpf. Every problem is one line;
-        the exit status is 1 when any package has one."""
+        the exit status is 1 when any package has one.
+
+        With --kernel or --btfhub-archive, say instead which kernels can run it: every
+        CO-RE relocation resolved against each kernel's BTF by libbpf's rules, and the
+        program types, attach points, map types, helpers and kfuncs it needs. One line
+        per kernel: OK, or the first failing item and how many fail."""
+        if kernels or archive:
+            _check_kernels(packages, kernels, archive, as_json, require_all, jobs)
+            return
+        if as_json or require_all:
+            raise click.UsageError("--json and --require-all go with --kernel or "
+                                   "--btfhub-archive")
         from .check import check_file
 
         bad = 0
@@ -426,7 +526,49 @@ def _cmd_check() -> click.Command:
         if bad:
             raise EccError(f"{bad} of {len(packages)} package{'s' if len(packages) > 1 else ''} "
                            f"failed the check; each line above names the field")
+
+    def _check_kernels(packages: tuple[str, ...], kernels: tuple[str, ...],
+                       archive: str | None, as_json: bool, require_all: bool,
+                       jobs: int | None) -> None:
+        import json
+
+        from .check import check_kernels
+        from .compat import matrix
+
+        reports = [check_kernels(path, kernels, archive, jobs) for path in packages]
+        if as_json:
+            click.echo(json.dumps([r.as_dict() for r in reports] if len(reports) > 1
+                                  else reports[0].as_dict(), indent=2))
+        else:
+            for report in reports:
+                for warning in report.warnings:
+                    click.echo(f"ecc: warning: {warning}", err=True)
+                click.echo(f"{report.origin}: {len(report.verdicts)} kernels, "
+                           f"{report.failed} failing ({report.seconds:.2f} s)")
+                for line in matrix(list(report.verdicts)):
+                    click.echo(line)
+        failed = sum(r.failed for r in reports)
+        if failed and require_all:
+            raise EccError(f"{failed} kernel{'s' if failed > 1 else ''} cannot run the "
+                           "package (--require-all)")
     return check
+
+
+def _cmd_cache() -> click.Command:
+    @click.command()
+    @click.argument("action", type=click.Choice(["info", "clean"]), default="info")
+    def cache(action: str) -> None:
+        """ACTION info (the default): the cache folder, its size against its limit
+        (ECC_CACHE_MAX, default 1G), its entries and how often builds found their
+        precompiled header there. ACTION clean: empty it (entries being made stay)."""
+        from .compiler import cachecmd
+
+        if action == "clean":
+            click.echo(cachecmd.clean().line())
+        else:
+            for line in cachecmd.info().lines():
+                click.echo(line)
+    return cache
 
 
 def parse_build_args(args: Sequence[str]) -> BuildOptions:

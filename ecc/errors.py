@@ -85,6 +85,25 @@ class LibbpfError(EccError):
         self.errno = errno
 
 
+class BuildError(EccError):
+    """``ecc.build`` failed; the cause (a ``CompileError``, a missing tool...) is chained."""
+
+
+class LoadError(EccError):
+    """The kernel (or libbpf) refused to load a package's programs or maps.
+
+    ``log`` is everything libbpf and the verifier said during the load, where
+    ``details`` keeps only its tail."""
+
+    def __init__(self, message: str, details: str | None = None, log: str = "") -> None:
+        super().__init__(message, details)
+        self.log = log
+
+
+class AttachError(EccError):
+    """A loaded program could not be attached (a kernel limit, a busy hook, a missing target)."""
+
+
 class WasmError(EccError):
     """A WebAssembly guest (``ecc run APP.wasm``) did something the host refuses: a
     module that does not compile or link, a bad handle, pointer or length, a trap."""

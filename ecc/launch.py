@@ -7,6 +7,10 @@ with a few flags such as ``--no-cache``. :func:`quick_params` recognises
 exactly those forms and gives the dict click would give; they are then built
 without importing click. Anything else (another option, ``--help``, a typo)
 goes through the click CLI, which also gives the errors.
+
+``ecc run [OPTIONS] PACKAGE`` with none of the program's own options after
+PACKAGE starts the same way (:func:`quick_run_params`): click and the program's
+option command are what a run would otherwise spend most of its start on.
 """
 
 from __future__ import annotations
@@ -52,6 +56,16 @@ def entry() -> None:
 
 
 def run(args: Sequence[str]) -> None:
+    if args and args[0] == "run":
+        run_params = quick_run_params(args[1:])
+        if run_params is not None:
+            try:
+                run_quick(run_params)
+            except EccError as exc:
+                report_error(exc, args)
+            except KeyboardInterrupt:
+                sys.exit(130)
+            return
     params = quick_params(args)
     if params is None:
         from .cli import main
@@ -118,6 +132,94 @@ def quick_params(args: Sequence[str]) -> dict[str, Any] | None:
         return None  # click says what is wrong with it
     return {**DEFAULTS, **flags, "inputs": tuple(inputs), "output_dir": values.get("output_dir"),
             "jobs": int(jobs) if jobs is not None else None}
+
+
+# ecc run's own options that the quick start knows: flags, and options with a value
+# (converted as click would; a value that does not convert goes to click for its error).
+_RUN_FLAGS = {"--json": "json", "--strict": "strict", "--force": "force", "--replace": "replace"}
+_RUN_VALUES: dict[str, tuple[str, type]] = {
+    "--duration": ("duration", float), "--btf": ("btf", str), "--ifindex": ("ifindex", int),
+    "--iface": ("iface", str), "--cgroup": ("cgroup", str),
+    "--uprobe-binary": ("uprobe_binary", str), "--uprobe-function": ("uprobe_function", str),
+    "--uprobe-pid": ("uprobe_pid", int),
+}
+
+
+def quick_run_params(args: Sequence[str]) -> dict[str, Any] | None:
+    """The parameters of ``ecc run ARGS`` when ARGS are some of ecc run's own options
+    and a PACKAGE with nothing after it; otherwise None (click parses them)."""
+    params: dict[str, Any] = {name: False for name in _RUN_FLAGS.values()}
+    params.update({name: None for name, _ in _RUN_VALUES.values()})
+    params["uprobe_pid"] = -1
+    given: set[str] = set()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-" or not arg.startswith("-"):
+            if i != len(args) - 1 or not arg:
+                return None  # program options follow, or an empty name: click decides
+            params["package"] = arg
+            return params
+        name, eq, value = arg.partition("=")
+        if name in given:
+            return None
+        given.add(name)
+        if arg in _RUN_FLAGS:
+            params[_RUN_FLAGS[arg]] = True
+            i += 1
+            continue
+        if name not in _RUN_VALUES:
+            return None
+        if not eq:
+            if i + 1 >= len(args):
+                return None
+            value = args[i + 1]
+        i += 1 if eq else 2
+        key, kind = _RUN_VALUES[name]
+        try:
+            params[key] = kind(value)
+        except ValueError:
+            return None
+    return None
+
+
+def run_quick(params: dict[str, Any]) -> None:
+    """``ecc run`` without click: what cli.py's run does when no program option is given."""
+    from .run.fetch import WasmModule, open_program
+    from .run.loader import RunOptions, interface_index, run_package
+
+    package = params["package"]
+    loaded = open_program(package)
+    if isinstance(loaded, WasmModule):
+        from .run.wasm import run_module
+
+        raise SystemExit(run_module(loaded.data, package, [package]))
+    from .run.target import check_arch
+
+    mismatch = check_arch(loaded.origin, loaded.meta, force=params["force"])
+    if mismatch:
+        _say(f"ecc: warning: {mismatch}")
+    btf_path = None
+    if loaded.btf_archive is not None or params["btf"]:
+        from .run.btfarchive import choose_btf  # tarfile's reader: only for a --btfgen tar
+
+        btf_path = choose_btf(loaded.btf_archive, loaded.origin, params["btf"]).path
+    from .run.sections import section_overrides
+
+    opts = RunOptions(
+        json=params["json"], duration=params["duration"], strict=params["strict"],
+        btf_custom_path=btf_path, ifindex=interface_index(params["ifindex"], params["iface"]),
+        replace=params["replace"], cgroup=params["cgroup"],
+        uprobe_binary=params["uprobe_binary"], uprobe_function=params["uprobe_function"],
+        uprobe_pid=params["uprobe_pid"],
+        section_values=section_overrides(loaded, {}),  # the annotation defaults
+    )
+    run_package(loaded, opts, sys.stdout, _say)
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _option_value(args: Sequence[str], i: int,

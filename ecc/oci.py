@@ -1,4 +1,5 @@
-"""Packages in OCI registries: ``ecc push``, ``ecc pull`` and ``ecc run REF``.
+"""Packages and WebAssembly modules in OCI registries: ``ecc push``, ``ecc pull``,
+``ecc run REF``.
 
 A package is stored as an OCI 1.1 artifact (README, "OCI registries"):
 
@@ -11,12 +12,24 @@ A package is stored as an OCI 1.1 artifact (README, "OCI registries"):
 - manifest annotations: the program's name, description and version (from its
   ``LICENSE`` doc comment), the target architecture and the compiler version.
 
-The only user of the ``oras`` SDK (and of ``requests``, which it speaks through).
-oras gives the reference-to-URL mapping, the request helper with its
-authentication dance and the blob existence check; its high-level ``push`` cannot
-set ``artifactType``, so the manifest is written here. Its request helper is
-called without its retry decorator, which sleeps up to two minutes before
-reporting an unreachable registry, and every request has a timeout.
+A WebAssembly module (``ecc push APP.wasm REF``) is stored the way eunomia-bpf's
+``ecli push`` stores one (its bpf-oci crate), so that each pulls the other's:
+
+- manifest ``application/vnd.oci.image.manifest.v1+json``, no ``artifactType``
+  (the config's media type names the kind, as OCI 1.1 reads it);
+- config: :data:`WASM_CONFIG_TYPE` with the blob ``{}``;
+- one layer: the module's bytes as given, media type :data:`WASM_LAYER`; ecli's
+  pull takes the first layer of that type and refuses an artifact with any other;
+- manifest annotation ``org.opencontainers.image.title``: the module's file name
+  (ecli writes the path it was given). ecc also titles the layer with it, which
+  ecli ignores and ``oras pull`` uses to name the file it writes.
+
+Pulling takes an artifact with exactly one package layer, or exactly one wasm
+layer; the module's first eight bytes must be WebAssembly's (magic and version 1)
+on push and on pull.
+
+The registry conversation itself (oras, requests, credentials) is in
+:mod:`ecc.oci_registry`.
 
 Everything is verified: the manifest against the digest asked for (``@sha256:``)
 and the registry's ``Docker-Content-Digest``, the layer against its descriptor's
@@ -27,26 +40,28 @@ written (temp file, then rename).
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import json
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
 from .arch import TARGET_ARCHES
 from .errors import EccError, FetchError
+from .oci_registry import MANIFEST_TYPE, _Registry, _sha256
 from .package import write_atomic
+from .package.embedded import WASM_MAGIC, wasm_problem
 from .package.source import LoadedPackage, read_package_data
 
 ARTIFACT_TYPE = "application/vnd.ecc.bpf.package.v1"
 LAYER_JSON = "application/vnd.ecc.bpf.package.v1+json"
 LAYER_YAML = "application/vnd.ecc.bpf.package.v1+yaml"
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_BLOB = b"{}"
+# The wasm OCI artifact convention that eunomia-bpf's ecli reads and writes.
+WASM_CONFIG_TYPE = "application/vnd.wasm.config.v1+json"
+WASM_LAYER = "application/vnd.wasm.content.layer.v1+wasm"
+WASM_CONFIG_BLOB = b"{}"
 
 # Manifest annotation keys: the OCI ones where they fit, ours for the rest.
 ANN_TITLE = "org.opencontainers.image.title"
@@ -56,12 +71,11 @@ ANN_ARCH = "vnd.ecc.bpf.arch"
 ANN_OBJ_NAME = "vnd.ecc.bpf.obj_name"
 ANN_ECC_VERSION = "vnd.ecc.bpf.ecc_version"
 
-TIMEOUT_SECONDS = 30.0
-# Same bound as a package fetched by URL; a manifest is a few hundred bytes.
+# Same bound as a package fetched by URL.
 MAX_LAYER_BYTES = 64 * 1024 * 1024
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_PACKAGE_FILE_BYTES = 256 * 1024 * 1024
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _HOST = r"(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?" \
         r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]+)?"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -113,10 +127,6 @@ def parse_reference(text: str) -> Reference:
     return Reference(match["registry"], match["repository"], tag, match["digest"])
 
 
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def _descriptor(media_type: str, blob: bytes, **extra: Any) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": _sha256(blob), "size": len(blob), **extra}
 
@@ -156,30 +166,84 @@ def make_manifest(package: bytes, file_name: str, yaml: bool,
     return json.dumps(manifest, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def make_module_manifest(module: bytes, file_name: str) -> bytes:
+    """The manifest of a WebAssembly module, in the shape ecli's push gives it."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": _descriptor(WASM_CONFIG_TYPE, WASM_CONFIG_BLOB),
+        "layers": [_descriptor(WASM_LAYER, module, annotations={ANN_TITLE: file_name})],
+        "annotations": {ANN_TITLE: file_name},
+    }
+    return json.dumps(manifest, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _push_target(ref_text: str) -> Reference:
+    ref = parse_reference(ref_text)
+    if ref.digest:
+        raise FetchError(f"{ref_text}: push to a tag, not a digest (the registry computes it)")
+    return ref
+
+
+def _read_file(path: str, limit: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise FetchError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FetchError(f"{path}: a directory, not a file") from None
+    except OSError as exc:
+        raise FetchError(f"{path}: cannot read it ({exc.strerror})") from None
+    if len(data) > limit:
+        raise FetchError(f"{path}: larger than the {limit}-byte limit for a registry layer")
+    return data
+
+
+def is_module_file(path: str) -> bool:
+    """Whether ``ecc push PATH`` pushes a WebAssembly module: named ``*.wasm``, or its
+    content starts with the wasm magic (a package file never does)."""
+    if path.endswith(".wasm"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(WASM_MAGIC)) == WASM_MAGIC
+    except OSError:
+        return False  # push_package says why it cannot be read
+
+
+def push_module(path: str, ref_text: str, *, plain_http: bool = False) -> str:
+    """Push the WebAssembly module at ``path`` to ``ref_text``; the manifest digest."""
+    ref = _push_target(ref_text)
+    data = _read_file(path, MAX_LAYER_BYTES)
+    problem = wasm_problem(data)
+    if problem:
+        raise FetchError(f"{path}: {problem}; nothing pushed")
+    manifest = make_module_manifest(data, os.path.basename(path))
+    return _push(ref, [WASM_CONFIG_BLOB, data], manifest, plain_http)
+
+
 def push_package(path: str, ref_text: str, *, arch: str, plain_http: bool = False) -> str:
     """Push the package file at ``path`` to ``ref_text``; the manifest digest."""
     if arch not in TARGET_ARCHES:
         raise EccError(f"--arch {arch}: unknown; use one of {', '.join(TARGET_ARCHES)}")
-    ref = parse_reference(ref_text)
-    if ref.digest:
-        raise FetchError(f"{ref_text}: push to a tag, not a digest (the registry computes it)")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_PACKAGE_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise FetchError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise FetchError(f"{path}: cannot read it ({exc.strerror})") from None
+    ref = _push_target(ref_text)
+    data = _read_file(path, MAX_PACKAGE_FILE_BYTES)
     yaml = path.endswith((".yaml", ".yml"))
     if path.endswith((".skel.json", ".skel.yaml", ".skel.yml")):
         raise FetchError(f"{path}: push the package.json, not the .skel file")
     loaded = read_package_data(path, data, yaml_first=yaml)  # pushed only when it would run
     manifest = make_manifest(data, "package.yaml" if yaml else "package.json", yaml,
                              package_annotations(loaded.meta, arch))
+    return _push(ref, [EMPTY_BLOB, data], manifest, plain_http)
+
+
+def _push(ref: Reference, blobs: list[bytes], manifest: bytes, plain_http: bool) -> str:
+    """Blobs first, then the manifest that names them; the manifest's digest."""
     digest = _sha256(manifest)
     with _Registry(ref, plain_http) as registry:
-        registry.put_blob(EMPTY_BLOB)
-        registry.put_blob(data)
+        for blob in blobs:
+            registry.put_blob(blob)
         answered = registry.put_manifest(manifest)
     if answered and answered != digest:
         raise FetchError(f"{ref}: the registry stored the manifest as {answered}, but its "
@@ -196,9 +260,30 @@ class Pulled:
     manifest: dict[str, Any]
     loaded: LoadedPackage  # checked like any package
 
+    @property
+    def file_name(self) -> str:
+        """What ``ecc pull`` names it without ``-o``."""
+        return "package.yaml" if self.yaml else "package.json"
 
-def pull_package(ref_text: str, *, plain_http: bool = False) -> Pulled:
-    """Fetch and verify a package: manifest digest, layer digest and size, package content."""
+
+@dataclass(frozen=True)
+class PulledModule:
+    reference: Reference
+    data: bytes            # the module's bytes, verified (digest, size, wasm header)
+    digest: str            # the manifest's
+    manifest: dict[str, Any]
+
+    @property
+    def file_name(self) -> str:
+        """``<repository's last component>.wasm``: ``ecc pull host/ecc/hello:v1`` writes
+        ``hello.wasm``."""
+        return self.reference.repository.rsplit("/", 1)[-1] + ".wasm"
+
+
+def pull(ref_text: str, *, plain_http: bool = False) -> Pulled | PulledModule:
+    """Fetch and verify what ``ref_text`` names: the manifest's digest, the layer's digest
+    and size, then its content (a package is checked like any package file, a module's
+    header must be WebAssembly's)."""
     ref = parse_reference(ref_text)
     with _Registry(ref, plain_http) as registry:
         body, announced = registry.get_manifest()
@@ -210,21 +295,40 @@ def pull_package(ref_text: str, *, plain_http: bool = False) -> Pulled:
             raise FetchError(f"{ref}: the manifest's content is {digest}, but the registry "
                              f"says {announced}; nothing written")
         manifest, layer = _our_layer(ref, body)
-        data = registry.get_blob(layer["digest"], layer["size"])
+        module = layer["mediaType"] == WASM_LAYER
+        what = "wasm layer" if module else "package layer"
+        data = registry.get_blob(layer["digest"], layer["size"], what)
     if len(data) != layer["size"] or _sha256(data) != layer["digest"]:
-        raise FetchError(f"{ref}: the package layer does not verify ({len(data)} bytes, "
+        raise FetchError(f"{ref}: the {what} does not verify ({len(data)} bytes, "
                          f"{_sha256(data)}; the manifest says {layer['size']} bytes, "
                          f"{layer['digest']}); nothing written")
+    if module:
+        problem = wasm_problem(data)
+        if problem:
+            raise FetchError(f"{ref}: the wasm layer is {problem}; nothing written")
+        return PulledModule(ref, data, digest, manifest)
     yaml = layer["mediaType"] == LAYER_YAML
     loaded = read_package_data(str(ref), data, yaml_first=yaml)
     return Pulled(ref, data, yaml, digest, manifest, loaded)
 
 
+def pull_package(ref_text: str, *, plain_http: bool = False) -> Pulled:
+    """Like :func:`pull`, for callers that take a package only."""
+    pulled = pull(ref_text, plain_http=plain_http)
+    if isinstance(pulled, PulledModule):
+        raise FetchError(f"{pulled.reference}: a WebAssembly module, not an eBPF package; "
+                         f"run it with ecc run {ref_text}")
+    return pulled
+
+
 def pull_to_file(ref_text: str, output: str | None, *,
-                 plain_http: bool = False) -> tuple[Pulled, str]:
-    """Pull, verify, then write through a temp file and a rename; nothing on failure."""
-    pulled = pull_package(ref_text, plain_http=plain_http)
-    name = "package.yaml" if pulled.yaml else "package.json"
+                 plain_http: bool = False) -> tuple[Pulled | PulledModule, str]:
+    """Pull, verify, then write through a temp file and a rename; nothing on failure.
+
+    Without ``output``, into ``package.json`` (``.yaml``) or ``<repository>.wasm`` in
+    the current folder; when ``output`` is a folder, under that name in it."""
+    pulled = pull(ref_text, plain_http=plain_http)
+    name = pulled.file_name
     path = output or name
     if os.path.isdir(path):
         path = os.path.join(path, name)
@@ -236,280 +340,35 @@ def pull_to_file(ref_text: str, output: str | None, *,
 
 
 def _our_layer(ref: Reference, body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest and its one package or wasm layer's descriptor, checked for shape."""
     try:
         manifest = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise FetchError(f"{ref}: the registry sent a manifest that is not JSON") from None
     if not isinstance(manifest, dict):
         raise FetchError(f"{ref}: the registry sent a manifest that is not a JSON object")
-    artifact = manifest.get("artifactType") or (manifest.get("config") or {}).get("mediaType")
-    layers = [x for x in manifest.get("layers") or []
-              if isinstance(x, dict) and x.get("mediaType") in (LAYER_JSON, LAYER_YAML)]
-    if len(layers) != 1:
+    config = manifest.get("config")
+    artifact = manifest.get("artifactType") or (
+        config.get("mediaType") if isinstance(config, dict) else None)
+    listed = manifest.get("layers")
+    descriptors = [x for x in listed if isinstance(x, dict)] if isinstance(listed, list) else []
+    packages = [x for x in descriptors if x.get("mediaType") in (LAYER_JSON, LAYER_YAML)]
+    modules = [x for x in descriptors if x.get("mediaType") == WASM_LAYER]
+    if len(packages) + len(modules) != 1:
+        extra = f"; it has {len(modules)} wasm layers, ecc takes one" if len(modules) > 1 \
+            else ""
         raise FetchError(f"{ref}: not an ecc package (artifact type {artifact!r}, "
-                         f"media type {manifest.get('mediaType')!r}); push one with ecc push")
-    layer = layers[0]
-    if not isinstance(layer.get("size"), int) or not isinstance(layer.get("digest"), str) \
-            or not layer["digest"].startswith("sha256:"):
-        raise FetchError(f"{ref}: the package layer's descriptor has no sha256 digest and size")
-    if layer["size"] > MAX_LAYER_BYTES:
-        raise FetchError(f"{ref}: the package layer is {layer['size']} bytes, over the "
-                         f"{MAX_LAYER_BYTES}-byte limit for a package")
+                         f"media type {manifest.get('mediaType')!r}{extra}); push one with "
+                         f"ecc push")
+    layer = (packages or modules)[0]
+    kind = "wasm layer" if modules else "package layer"
+    size = layer.get("size")
+    digest = layer.get("digest")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0 \
+            or not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise FetchError(f"{ref}: the {kind}'s descriptor has no sha256 digest and size")
+    limit_what = "a module" if modules else "a package"
+    if size > MAX_LAYER_BYTES:
+        raise FetchError(f"{ref}: the {kind} is {size} bytes, over the "
+                         f"{MAX_LAYER_BYTES}-byte limit for {limit_what}")
     return manifest, layer
-
-
-def docker_config_path() -> str:
-    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-    return os.path.join(base, "config.json")
-
-
-def _docker_credentials(host: str) -> tuple[str, str] | None | bool:
-    """(user, password) from the Docker config; True when a credential helper has them."""
-    path = docker_config_path()
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise FetchError(f"{path}: not a readable Docker config ({exc}); fix or move it") from None
-    if not isinstance(config, dict):
-        raise FetchError(f"{path}: not a Docker config (not a JSON object); fix or move it")
-    auths = config.get("auths") or {}
-    for key in (host, f"https://{host}", f"http://{host}", f"{host}/v1/", f"https://{host}/v1/"):
-        entry = auths.get(key)
-        if not isinstance(entry, dict):
-            continue
-        if entry.get("auth"):
-            try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError, ValueError):
-                raise FetchError(f"{path}: auths.{key}.auth is not base64 of "
-                                 f"user:password; log in again (docker login {host})") from None
-            return user, password
-        if entry.get("username") and entry.get("password"):
-            return str(entry["username"]), str(entry["password"])
-    if (config.get("credHelpers") or {}).get(host) or config.get("credsStore"):
-        return True
-    return None
-
-
-class _Registry:
-    """One registry conversation through oras, with one-line errors for every failure."""
-
-    def __init__(self, ref: Reference, plain_http: bool) -> None:
-        try:
-            import oras.provider
-            import requests
-        except ImportError:
-            raise EccError("OCI registries need the oras package: pip install oras") from None
-        self.ref = ref
-        self.plain_http = plain_http
-        self.base = f"{'http' if plain_http else 'https'}://{ref.registry}"
-        self._requests = requests
-        self.headers: dict[str, str] = {}
-        scheme = self._challenge()
-        registry = _unretried_registry(oras.provider.Registry)(
-            hostname=ref.registry, insecure=plain_http,
-            auth_backend="basic" if scheme == "basic" else "token")
-        session = _timeout_session(requests)
-        registry.session = session
-        registry.auth.session = session
-        name = f"{ref.repository}@{ref.digest}" if ref.digest else f"{ref.repository}:{ref.tag}"
-        # oras finds credentials by the container's registry; ours is parsed already (oras
-        # would take a first path component with a dot for a host).
-        self.container = registry.get_container(name)
-        self.container.registry = ref.registry
-        self.registry = registry
-        creds = _docker_credentials(ref.registry)
-        if creds is True:  # a credential helper: oras runs docker-credential-<name>
-            registry.auth.load_configs(self.container, configs=[docker_config_path()])
-        elif isinstance(creds, tuple):
-            registry.auth.set_basic_auth(*creds)
-        self.has_credentials = creds is not None
-        if scheme == "basic":
-            try:  # sent up front: basic auth needs no challenge round trip per request
-                self.headers = registry.auth.get_auth_header()
-            except AttributeError:  # oras's basic backend without credentials
-                self.has_credentials = False
-                raise self._denied() from None
-
-    def __enter__(self) -> _Registry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.registry.session.close()
-
-    def _challenge(self) -> str | None:
-        """Ping /v2/ (as docker does): reachability first, and which auth scheme it wants."""
-        response = self._request("GET", f"{self.base}/v2/", "ping", raw=True)
-        if response.status_code == 401:
-            header = response.headers.get("Www-Authenticate", "")
-            return header.split(" ", 1)[0].lower() or None
-        if response.status_code != 200:
-            raise self._status_error(response, "the registry API check (/v2/)")
-        return None
-
-    def _request(self, method: str, url: str, what: str, *, raw: bool = False,
-                 **kwargs: Any) -> Any:
-        requests = self._requests
-        headers = {**self.headers, **kwargs.pop("headers", {})}
-        try:
-            if raw:
-                with requests.Session() as session:
-                    return session.request(method, url, headers=headers,
-                                           timeout=TIMEOUT_SECONDS, **kwargs)
-            return self.registry.do_request(url, method, headers=headers, **kwargs)
-        except requests.exceptions.SSLError as exc:
-            raise FetchError(
-                f"{self.ref}: TLS with the registry at {self.base} failed ({_cause(exc)}); "
-                f"for a registry without TLS add --plain-http") from None
-        except requests.exceptions.Timeout:
-            raise FetchError(f"{self.ref}: the registry at {self.base} did not answer within "
-                             f"{TIMEOUT_SECONDS:g} s") from None
-        except requests.exceptions.ConnectionError as exc:
-            raise FetchError(f"{self.ref}: cannot reach the registry at {self.base} "
-                             f"({_cause(exc)})") from None
-        except requests.exceptions.RequestException as exc:
-            raise FetchError(f"{self.ref}: request to {self.base} failed ({exc})") from None
-        except ValueError as exc:  # oras: "Cannot respond to request for authentication."
-            raise FetchError(f"{self.ref}: {what} failed: {exc}") from None
-
-    def _denied(self) -> FetchError:
-        if self.has_credentials:
-            return FetchError(f"{self.ref}: the registry at {self.base} refused the credentials "
-                              f"from {docker_config_path()}; log in again "
-                              f"(docker login {self.ref.registry})")
-        return FetchError(f"{self.ref}: the registry at {self.base} wants credentials; log in "
-                          f"(docker login {self.ref.registry}) or add them to "
-                          f"{docker_config_path()}")
-
-    def _status_error(self, response: Any, what: str) -> FetchError:
-        if response.status_code in (401, 403):
-            return self._denied()
-        detail = ""
-        try:
-            errors = response.json().get("errors") or []
-            detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors
-                               if isinstance(e, dict))
-        except (ValueError, AttributeError):
-            detail = ""
-        detail = detail or f"HTTP {response.status_code} {response.reason}"
-        if response.status_code == 404 and what == "manifest":
-            return FetchError(f"{self.ref}: not in the registry ({detail}); check the "
-                              f"repository and tag")
-        return FetchError(f"{self.ref}: the registry refused {what} (HTTP "
-                          f"{response.status_code}: {detail})")
-
-    def put_blob(self, data: bytes) -> None:
-        digest = _sha256(data)
-        url = f"{self.base}/v2/{self.ref.repository}/blobs/{digest}"
-        if self._request("HEAD", url, "blob check").status_code == 200:
-            return
-        start = self._request("POST", f"{self.base}/v2/{self.ref.repository}/blobs/uploads/",
-                              "blob upload", headers={"Content-Length": "0"})
-        if start.status_code != 202 or not start.headers.get("Location"):
-            raise self._status_error(start, "the blob upload")
-        location = start.headers["Location"]
-        if not location.startswith(("http://", "https://")):
-            location = self.base + location
-        location += ("&" if "?" in location else "?") + f"digest={digest}"
-        done = self._request("PUT", location, "blob upload", data=data, headers={
-            "Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
-        if done.status_code != 201:
-            raise self._status_error(done, "the blob upload")
-
-    def put_manifest(self, body: bytes) -> str | None:
-        url = f"{self.base}/v2/{self.ref.repository}/manifests/{self.ref.target}"
-        response = self._request("PUT", url, "manifest upload", data=body,
-                                 headers={"Content-Type": MANIFEST_TYPE})
-        if response.status_code != 201:
-            raise self._status_error(response, "the manifest")
-        return response.headers.get("Docker-Content-Digest")  # type: ignore[no-any-return]
-
-    def get_manifest(self) -> tuple[bytes, str | None]:
-        url = f"{self.base}/v2/{self.ref.repository}/manifests/{self.ref.target}"
-        response = self._request("GET", url, "manifest", stream=True,
-                                 headers={"Accept": MANIFEST_TYPE})
-        with response:
-            if response.status_code != 200:
-                raise self._status_error(response, "manifest")
-            body = self._read(response, MAX_MANIFEST_BYTES, "manifest")
-            return body, response.headers.get("Docker-Content-Digest")
-
-    def get_blob(self, digest: str, size: int) -> bytes:
-        url = f"{self.base}/v2/{self.ref.repository}/blobs/{digest}"
-        response = self._request("GET", url, "blob", stream=True)
-        with response:
-            if response.status_code != 200:
-                raise self._status_error(response, f"the blob {digest}")
-            return self._read(response, size, "package layer")
-
-    def _read(self, response: Any, limit: int, what: str) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            for chunk in response.iter_content(chunk_size=1 << 20):
-                total += len(chunk)
-                if total > limit:
-                    raise FetchError(f"{self.ref}: the {what} is larger than the "
-                                     f"{limit} bytes announced; nothing written")
-                chunks.append(chunk)
-        except self._requests.exceptions.RequestException as exc:
-            raise FetchError(f"{self.ref}: the download of the {what} broke off "
-                             f"({_cause(exc)})") from None
-        return b"".join(chunks)
-
-
-def _cause(exc: BaseException) -> str:
-    """The innermost OS-level reason (refused, DNS, TLS) behind requests' wrapped errors."""
-    import socket
-    import ssl
-
-    seen: set[int] = set()
-    todo: list[BaseException] = [exc]
-    while todo:
-        current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, socket.gaierror):
-            return f"cannot resolve the host: {current.strerror}"
-        if isinstance(current, ssl.SSLError):
-            return str(current.reason or current)
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror.lower()
-        nested = [current.__cause__, current.__context__, getattr(current, "reason", None),
-                  *(a for a in current.args if isinstance(a, BaseException))]
-        todo.extend(n for n in nested if isinstance(n, BaseException))
-    return str(exc)
-
-
-def _timeout_session(requests: Any) -> Any:
-    """A requests session whose every request has a timeout (oras sets none)."""
-
-    class TimeoutSession(requests.Session):  # type: ignore[misc]
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("timeout", TIMEOUT_SECONDS)
-            return super().request(*args, **kwargs)
-
-    session = TimeoutSession()
-    session.headers["User-Agent"] = f"ecc/{__version__} (oras-py)"
-    from http.cookiejar import DefaultCookiePolicy
-
-    # As oras does: some registries set cookies and then expect CSRF tokens.
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    return session
-
-
-def _unretried_registry(base: Any) -> Any:
-    """oras's Registry whose do_request is the undecorated one: no retry with long sleeps."""
-
-    class Registry(base):  # type: ignore[misc]
-        def do_request(self, url: str, method: str = "GET", data: Any = None,
-                       headers: dict[str, str] | None = None, json: Any = None,
-                       stream: bool = False) -> Any:
-            return base.do_request.__wrapped__(self, url, method, data, headers, json, stream)
-
-    return Registry
-

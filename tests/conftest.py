@@ -124,6 +124,21 @@ def _wasm_absent() -> str | None:
     return None
 
 
+def _otel_absent() -> str | None:
+    """The OpenTelemetry SDK, its OTLP/HTTP exporter and the OTLP protobuf classes (the
+    tests' receiver decodes with them)."""
+    for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http",
+                 "opentelemetry.proto"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # a parent package is missing
+            found = False
+        if not found:
+            return (f"Python module {name} not installed (pip install -e .[otel]; "
+                    f"{DEV})")
+    return None
+
+
 def _checked_by_its_test() -> str | None:
     # A condition only its test can find out (by trying); listed so that ECC_REQUIRE can
     # name it, and the test calls require_or_skip itself.
@@ -161,6 +176,8 @@ CAPABILITIES: dict[str, Callable[[], str | None]] = {
     "yaml": _module("yaml", "PyYAML: pip install -e .[yaml]"),
     "docker-sdk": _module("docker", "pip install -e .[docker]"),
     "prometheus-client": _module("prometheus_client", "pip install -e .[exporter]"),
+    # the OpenTelemetry SDK and its OTLP/HTTP exporter (ecc exporter's OTLP push)
+    "otel": _otel_absent,
     "wasm": _wasm_absent,
     # the ecc image's clang is this host's, so their objects can be compared
     "same-clang": _checked_by_its_test,

@@ -191,7 +191,7 @@ def setup(built: dict[str, Built], kernel: None,
     # YAML is a superset of JSON: the added entries go in as JSON flow mappings.
     (tmp / "config.yaml").write_text(ISSUE_CONFIG + f"- {bootstrap}\n- {execlat}\n")
     # The issue's counter makes a series per (pid, comm, file): every open on this machine
-    # (other test runs too) adds one. Room enough here; test_max_series_drops_and_counts
+    # (other test runs too) adds one. Room enough here; tests/test_exporter_expiry.py
     # tests the limit.
     exporter = Exporter(str(tmp / "config.yaml"), "--max-series", "1000000")
     yield exporter, tmp
@@ -304,27 +304,6 @@ def test_prometheus_scrapes_the_exporter(setup: tuple[Exporter, Path],
 # --- the series limit, the control API ---------------------------------------------------------
 
 
-def test_max_series_drops_and_counts(built: dict[str, Built], kernel: None,
-                                     tmp_path: Path) -> None:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"programs": [{
-        "name": "bootstrap",
-        "metrics": {"counters": [{"name": "ecc_test_by_pid", "labels": ["pid"]}]},
-        "compiled_ebpf_filename": str(package(built, "bootstrap"))}]}))
-    exporter = Exporter(str(config), "--max-series", "3")
-    try:
-        true = probe(tmp_path, "/bin/true", "m")
-        spawn([str(true)], 6)
-        dropped = ("ecc_exporter_series_dropped_total",
-                   frozenset({("program", "bootstrap"), ("metric", "ecc_test_by_pid")}))
-        samples = exporter.wait_for(lambda s: s.get(dropped, 0) >= 6)
-        assert len(select(samples, "ecc_test_by_pid_total")) == 3
-        assert samples[("ecc_exporter_series", frozenset())] == 3
-        assert samples[dropped] >= 6  # 6 processes, 3 new pids at least, 2 events each
-    finally:
-        assert exporter.stop() == 0
-
-
 def test_control_api(built: dict[str, Built], kernel: None, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
@@ -417,7 +396,7 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     ("programs: {}\n", "{path}: 'programs' must be a list of programs"),
     ("programs:\n- name: x\n  colour: red\n",
      "{path}: programs[0] (x): unknown key 'colour' (known: name, metrics, "
-     "compiled_ebpf_filename, ebpf_data, options)"),
+     "compiled_ebpf_filename, ebpf_data, options, logs)"),
     ("programs:\n- name: x\n",
      "{path}: programs[0] (x): no package: give 'compiled_ebpf_filename' (a package.json) or "
      "'ebpf_data' (the package itself)"),
@@ -492,7 +471,7 @@ def test_full_queue_counts_lost_events(built: dict[str, Built], tmp_path: Path) 
         item = program.events.get_nowait()
         assert item is not None
         program.counters.handle(*item)
-    program.counters.handle("rb", b"short")
+    program.counters.handle("rb", b"abc")  # shorter than pid: undecodable
     stats = program.stats()
     assert (stats.handled, stats.lost["undecodable"]) == (2, 1)
     assert [(f.name, [(s.labels, s.value) for s in f.samples])

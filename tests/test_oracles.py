@@ -411,6 +411,14 @@ DOC_TABLE: dict[str, Annotations] = {
                              "cmdarg": {"default": 0, "long": "min-pid"}},
         ("prog", "dump_task"): {"description": "One line per process (thread-group leaders only)."},
     },
+    "example-task_iter": {
+        ("var", "min_pid"): {
+            "description": "only threads of processes whose pid is at least this",
+            "cmdarg": {"default": 0, "long": "min-pid"}},
+        ("prog", "dump_task_info"): {
+            "description": "One struct task_info per thread, written raw into the seq_file.",
+            "export": "task_info"},
+    },
     "example-kprobe": {
         ("prog", "do_unlinkat"): {
             "description": "Entry of do_unlinkat(): print the pid and the file name."},
@@ -495,6 +503,50 @@ DOC_TABLE: dict[str, Annotations] = {
         ("prog", "xdp_count"): {
             "description": "Count the packet under its IP protocol, then let it pass.",
             "ifindex": 1, "flags": 0, "xdpopts": {"old_prog_fd": 0}},
+    },
+    "example-execsnoop": {
+        ("doc", "LICENSE"): {"brief": "Trace exec(): who started which program, with which "
+                                      "arguments.", "version": "0.1"},
+        ("map", "events"): {"description": "per-CPU buffers for the events"},
+        ("map", "execs"): {"description": "exec() calls in flight, by process id, from entry "
+                                          "to exit"},
+        ("map", "scratch"): {"description": "events being built: scratch space too large for "
+                                            "the BPF stack"},
+        ("prog", "tracepoint__syscalls__sys_enter_execve"): {
+            "description": "Read the command line of an exec() that starts."},
+        ("prog", "tracepoint__syscalls__sys_exit_execve"): {
+            "description": "Send the exec() that returns: comm is the new program's by now."},
+        ("var", "max_args"): {"description": "arguments to read of each command line (at most 60)",
+                              "cmdarg": {"default": 20, "long": "max-args"}},
+    },
+    "example-wasm-bootstrap": {
+        ("map", "exec_start"): {
+            "description": "when each live process exec'd (ns since boot), by pid"},
+        ("map", "rb"): {"description": "exec and exit records for the guest"},
+        ("prog", "wb_exec"): {
+            "description": "Remember when the process started and report the exec."},
+        ("prog", "wb_exit"): {
+            "description": "Report the exit of a whole process (not of one of its threads) "
+                           "old enough."},
+        ("var", "min_duration_ns"): {
+            "description": "minimum lifetime (ns) of a process whose exit is reported; the "
+                           "guest's -d MS"},
+    },
+    "example-wasm-runqlat": {
+        ("map", "hist"): {"description": "the one histogram (key 0), read by the guest"},
+        ("map", "queued"): {
+            "description": "when each runnable thread was queued (ns since boot), by thread id"},
+        ("prog", "wrq_switch"): {
+            "description": "next gets the CPU: its wait ends; prev, if still runnable, waits "
+                           "again."},
+        ("prog", "wrq_wakeup"): {"description": "A thread was woken: it is runnable from now."},
+        ("prog", "wrq_wakeup_new"): {"description": "A new thread was woken for the first time."},
+    },
+    "example-wasm-allowlist": {
+        ("map", "allowed"): {
+            "description": "command name -> execs reported; written by the guest, counted here"},
+        ("map", "events"): {"description": "one record per reported exec"},
+        ("prog", "wal_exec"): {"description": "Report the exec if its command is allowed."},
     },
 }
 

@@ -383,9 +383,9 @@ class Btf:
 def parse_btf(data: bytes | bytearray | memoryview) -> Btf:
     """Parse and validate a ``.BTF`` section (or a raw BTF file) in either byte order."""
     buf = bytes(data)
-    lay, hdr = _parse_header(buf)
+    lay, hdr = parse_header(buf)
     str_start = hdr.hdr_len + hdr.str_off
-    _check_strings(buf, str_start, hdr.str_len)
+    check_strings(buf, str_start, hdr.str_len)
     type_start = hdr.hdr_len + hdr.type_off
     offsets, kinds = _index_types(buf, lay, type_start, type_start + hdr.type_len)
     btf = Btf(buf, lay, offsets, kinds, str_start, hdr.str_len)
@@ -393,7 +393,7 @@ def parse_btf(data: bytes | bytearray | memoryview) -> Btf:
     return btf
 
 
-def _parse_header(buf: bytes) -> tuple[Layouts, Header]:
+def parse_header(buf: bytes) -> tuple[Layouts, Header]:
     # libbpf btf_parse_hdr, check for check.
     if len(buf) < raw.HEADER_SIZE:
         raise BtfError(
@@ -434,7 +434,7 @@ def _parse_header(buf: bytes) -> tuple[Layouts, Header]:
     return lay, hdr
 
 
-def _check_strings(buf: bytes, start: int, length: int) -> None:
+def check_strings(buf: bytes, start: int, length: int) -> None:
     # libbpf btf_parse_str_sec.
     if length == 0:
         raise BtfError("BTF string section is empty (it must hold at least the empty string)")

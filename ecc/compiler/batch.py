@@ -7,13 +7,16 @@ it, when there is one (the same rule as the container image).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import EccError
+from . import pch
 from .options import BuildOptions
 from .pipeline import build
 from .result import BuildResult
@@ -53,6 +56,8 @@ def options_for(source: str, template: BuildOptions, several: bool) -> BuildOpti
 
 def build_many(sources: Sequence[str], template: BuildOptions, jobs: int,
                on_done: Callable[[Outcome], None]) -> list[Outcome]:
+    telling = threading.Lock()  # one program's lines at a time, not interleaved
+
     def one(source: str) -> Outcome:
         start = time.perf_counter()
         try:
@@ -60,11 +65,15 @@ def build_many(sources: Sequence[str], template: BuildOptions, jobs: int,
             outcome = Outcome(source, result, None, time.perf_counter() - start)
         except EccError as exc:
             outcome = Outcome(source, None, exc, time.perf_counter() - start)
-        on_done(outcome)
+        with telling:
+            on_done(outcome)
         return outcome
 
     last = load_durations()
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
+    # Several builds share their precompiled headers: each is made once, in the
+    # foreground, by the first build that needs it (pch.py).
+    sharing = pch.batch() if len(sources) > 1 else contextlib.nullcontext()
+    with sharing, ThreadPoolExecutor(max(1, jobs)) as pool:
         futures = {s: pool.submit(one, s) for s in longest_first(sources, last)}
         outcomes = [futures[s].result() for s in sources]
     if len(sources) > 1:

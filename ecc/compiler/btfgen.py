@@ -73,7 +73,7 @@ class BtfgenResult:
     seconds: float = 0.0
 
 
-class _Skip(Exception):
+class UnusableKernelBtf(Exception):
     """This archive file cannot be used; the message is the warning, without 'skipped'."""
 
 
@@ -169,28 +169,29 @@ def unpack_xz(kernel: KernelBtf, dest: str) -> int:
         with tarfile.open(kernel.source, mode="r|xz") as tar:
             for count, member in enumerate(tar, 1):
                 if count > MAX_XZ_ENTRIES:
-                    raise _Skip(f"more than {MAX_XZ_ENTRIES} entries; not a BTFHub file")
+                    raise UnusableKernelBtf(
+                        f"more than {MAX_XZ_ENTRIES} entries; not a BTFHub file")
                 problem = _member_problem(member)
                 if problem:
-                    raise _Skip(f"entry '{member.name}' {problem}")
+                    raise UnusableKernelBtf(f"entry '{member.name}' {problem}")
                 if member.isdir() or posixpath.basename(member.name) != want:
                     continue
                 source = tar.extractfile(member)
                 if source is None:  # pragma: no cover - isreg() was checked
-                    raise _Skip(f"entry '{member.name}' has no data")
+                    raise UnusableKernelBtf(f"entry '{member.name}' has no data")
                 copied = 0
                 with open(dest, "wb") as out:
                     while chunk := source.read(_CHUNK):
                         copied += len(chunk)
                         if copied > member.size:  # pragma: no cover - tarfile stops at size
-                            raise _Skip(f"entry '{member.name}' is longer than it says")
+                            raise UnusableKernelBtf(f"entry '{member.name}' is longer than it says")
                         out.write(chunk)
                 return copied
     except (tarfile.TarError, lzma.LZMAError, EOFError) as exc:
-        raise _Skip(f"not a readable .tar.xz ({exc})") from exc
+        raise UnusableKernelBtf(f"not a readable .tar.xz ({exc})") from exc
     except OSError as exc:
-        raise _Skip(f"cannot read it ({exc.strerror or exc})") from exc
-    raise _Skip(f"holds no {want}")
+        raise UnusableKernelBtf(f"cannot read it ({exc.strerror or exc})") from exc
+    raise UnusableKernelBtf(f"holds no {want}")
 
 
 def _minimize(kernel: KernelBtf, obj_path: str, tmp: str, bpftool: str, index: int,
@@ -211,8 +212,8 @@ def _minimize(kernel: KernelBtf, obj_path: str, tmp: str, bpftool: str, index: i
         if result.returncode != 0 or not os.path.isfile(out):
             detail = result.stderr.decode(errors="replace").strip()
             log.info("%s: bpftool said: %s", kernel.shown, detail)
-            raise _Skip("not a valid BTF file (bpftool gen min_core_btf failed; -v shows why)",
-                        detail)
+            raise UnusableKernelBtf(
+                "not a valid BTF file (bpftool gen min_core_btf failed; -v shows why)", detail)
         with open(out, "rb") as fh:
             data = fh.read(MAX_BTF_BYTES + 1)
         return Minimized(kernel.rel, size, data)
@@ -245,7 +246,7 @@ class _Progress:
 def minimize_all(kernels: list[KernelBtf], object_bytes: bytes, *, bpftool: str,
                  jobs: int | None = None, workspace: str | None = None,
                  progress: Callable[[int], None] | None = None,
-                 ) -> tuple[list[Minimized], list[tuple[KernelBtf, _Skip]]]:
+                 ) -> tuple[list[Minimized], list[tuple[KernelBtf, UnusableKernelBtf]]]:
     """Minimize every kernel's BTF against the object, in parallel; results in input order."""
     tmp = tempfile.mkdtemp(prefix="ecc-btfgen-", dir=workspace)
     try:
@@ -253,7 +254,7 @@ def minimize_all(kernels: list[KernelBtf], object_bytes: bytes, *, bpftool: str,
         with open(obj_path, "wb") as fh:
             fh.write(object_bytes)
         done: dict[int, Minimized] = {}
-        skipped: dict[int, tuple[KernelBtf, _Skip]] = {}
+        skipped: dict[int, tuple[KernelBtf, UnusableKernelBtf]] = {}
         workers = max(1, min(jobs or os.cpu_count() or 1, len(kernels) or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_minimize, k, obj_path, tmp, bpftool, i): i
@@ -262,7 +263,7 @@ def minimize_all(kernels: list[KernelBtf], object_bytes: bytes, *, bpftool: str,
                 index = futures[future]
                 try:
                     result = future.result()
-                except _Skip as exc:
+                except UnusableKernelBtf as exc:
                     skipped[index] = (kernels[index], exc)
                 except BaseException:
                     for other in futures:

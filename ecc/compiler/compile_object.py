@@ -67,20 +67,22 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     include_dirs = [vmlinux_dir] if vmlinux_dir is not None else []
     timer.lap("prepare")
     unit = _prepare(opts, job, workspace, vmlinux_dir, include_dirs)
-    req, entry = unit.req, None
+    req, entry, make_later, tried = unit.req, None, False, False
     if opts.cache and wants_vmlinux:
         entry = _pch_entry(clang, req, job.source_text, unit.source_dir, opts.cflags,
                            include_dirs)
-        if entry is not None and entry.ready() and not pch.loses_externs(entry, job.source_text):
-            req = req._replace(pch=str(entry.pch))
+        if entry is not None:
+            tried, make_later = pch.decide(clang, entry, job.source_text)
+            if tried:
+                req = req._replace(pch=str(entry.pch))
         timer.lap("pch")
     run = _Clang(clang, unit, os.path.basename(job.source))
     req, diagnostics, prehashed = _compile(run, req, entry, job.source, vmlinux_dir,
                                            while_compiling)
-    if entry is not None and req.pch is None:
+    if entry is not None and (make_later or tried) and req.pch is None:
         # Made after clang is done (after the whole build, given ``deferred``), so that
         # it does not slow this build down: the next build gets it, and this one's
-        # object is the same as with it.
+        # object is the same as with it. Also when clang refused the entry (it is gone).
         start = functools.partial(pch.start_making, clang, entry)
         if deferred is None:
             start()
@@ -203,13 +205,62 @@ def _depends(unit: _Unit) -> list[str]:
 
 def _pch_entry(clang: str, req: cc.CompileRequest, source_text: str, source_dir: str,
                cflags: tuple[str, ...], include_dirs: list[str]) -> pch.PchEntry | None:
-    """The PCH entry for this build, or None when the source is not eligible."""
+    """The PCH entry for this build, or None when the source is not eligible.
+
+    The entry names no folder of the program's: its vmlinux.h is a copy, found
+    beside the prefix, and bpf_helpers.h is in it only when found in a folder
+    that every program searches alike (the user's -I folders, the system's).
+    Where a header could come from two different files, which one clang takes
+    depends on the search order; then the header is not shared.
+    """
     includes = pch.prefix_includes(source_text)
-    header = vmlinux.resolve_header(source_dir, cflags, include_dirs)
-    if includes is None or header is None or not pch.has_include_guard(header):
+    if includes is None:
         return None
-    # Leave the program's own folder out of the key unless it can change what the
-    # prefix resolves to, so that programs in different folders share one PCH.
-    own = any(os.path.exists(os.path.join(source_dir, n)) for n in ("vmlinux.h", "bpf"))
-    flags = cc.compile_flags(req, cc.system_include_dirs(clang), with_source_dir=own)
-    return pch.entry_for(clang, flags, includes, header)
+    user, relative = _user_dirs(cflags, req.cwd or os.getcwd(),
+                                quoted=includes[0].startswith('#include "'))
+    sysinc = cc.system_include_dirs(clang)
+    header = _only_file("vmlinux.h", [source_dir, *user, *include_dirs])
+    if header is None or not pch.has_include_guard(header):
+        return None
+    helpers = _only_file("bpf/bpf_helpers.h", [source_dir, *user, *include_dirs, *sysinc])
+    # The maker runs in the entry's folder: a relative -I folder is another one there.
+    shareable = helpers is not None and not relative and pch.has_include_guard(helpers) and \
+        not any(_inside(helpers, d) for d in (source_dir, *include_dirs))
+    lines = pch.shared_prefix(includes, shareable)
+    flags = cc.compile_flags(req._replace(include_dirs=()), sysinc, with_source_dir=False)
+    try:
+        return pch.entry_for(clang, flags, lines, header,
+                             [helpers] if helpers is not None and len(lines) > 1 else [])
+    except OSError:
+        return None  # a header went away: the compile says so
+
+
+_DIR_FLAGS = ("-I", "-isystem", "-idirafter", "-iquote")
+
+
+def _user_dirs(cflags: tuple[str, ...], cwd: str, quoted: bool) -> tuple[list[str], bool]:
+    """The folders the user's flags add to the search (-iquote ones only for an
+    include in quotes), made absolute as clang in ``cwd`` sees them; and whether
+    any was relative."""
+    dirs: list[tuple[str, str]] = []
+    args = list(cflags)
+    for i, arg in enumerate(args):
+        for flag in _DIR_FLAGS:
+            if arg == flag and i + 1 < len(args):
+                dirs.append((flag, args[i + 1]))
+            elif arg.startswith(flag) and len(arg) > len(flag) and not arg.startswith("-include"):
+                dirs.append((flag, arg[len(flag):]))
+    relative = any(not os.path.isabs(d) for _, d in dirs)
+    return [os.path.join(cwd, d) for f, d in dirs if quoted or f != "-iquote"], relative
+
+
+def _only_file(name: str, folders: list[str]) -> str | None:
+    """The file ``name`` in any of ``folders`` when they all have the same one (or
+    only one has it), else None."""
+    found = {os.path.realpath(p) for p in (os.path.join(d, name) for d in folders)
+             if os.path.isfile(p)}
+    return found.pop() if len(found) == 1 else None
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(os.path.join(os.path.realpath(folder), ""))

@@ -116,7 +116,9 @@ BUILD_OPTIONS: tuple[Option, ...] = (
            "or .btf.tar.xz) for --btfgen.", "DIR", field="btfhub_archive", path="path"),
     Option("standalone", ("-s", "--standalone"), "flag",
            "Also write <stem>.out: one executable that runs the program like "
-           "`ecc run package.json` (needs only Python 3.11+ and libbpf.so.1).",
+           "`ecc run package.json` (needs only Python 3.11+ and libbpf.so.1); with --wasm, "
+           "<app>.out runs the WebAssembly program instead (the target also needs `pip install "
+           "wasmtime`).",
            field="standalone"),
     Option("wasm", ("--wasm",), "apps",
            "Also build APP.c (default: <stem>.c beside the source; may be repeated) into a "

@@ -205,9 +205,13 @@ def finish(opts: BuildOptions, made: Made, outputs: Outputs, chain: Toolchain,
     written += wasm
     timer.lap("write")
     if opts.standalone:
-        from .standalone import write_standalone
+        from .standalone import write_standalone, write_standalone_module
 
-        written.append(write_standalone(outputs.folder, outputs.stem, made.object_bytes, meta))
+        if opts.wasm:  # what runs is the module: each <app>.wasm gets its <app>.out
+            written += [write_standalone_module(p) for p in wasm if p.endswith(".wasm")]
+        else:
+            written.append(write_standalone(outputs.folder, outputs.stem, made.object_bytes,
+                                            meta))
         timer.lap("standalone")
     return BuildResult(written, meta, made.object_bytes, warnings,
                        "\n".join(c.diagnostics for c in made.compiled if c.diagnostics),

@@ -6,10 +6,22 @@ its ``__main__.py``, which is ``ecc run <this file> ARGS``. So ``./prog.out
 command turns the program's variables into options. The target needs Python
 3.11+ and ``libbpf.so.1``; nothing is fetched or installed at run time.
 
+With ``--wasm APP.c``, ``-s`` makes the standalone file of the WebAssembly program
+instead: ``<stem>.out`` beside each ``<stem>.wasm``, whose payload is the module
+(which carries the BPF object inside it), and ``./<stem>.out ARGS`` is ``ecc run
+<stem>.wasm ARGS``. That is what ``-s`` means -- one file that runs what you would
+run -- and with ``--wasm`` what you run is the module: the package's standalone file
+would take the same name and do something else (run the package without the
+guest). The runtime, wasmtime, is a native library that a zipapp cannot carry: the
+target also needs ``pip install wasmtime``, and the file says so in one line when
+it is missing.
+
 Inside:
 
-- ``__main__.py``: checks the Python version, then runs ``ecc run <this file> ARGS``.
-- ``package.json``: the package, always JSON (no PyYAML needed on the target).
+- ``__main__.py``: checks the Python version (and for a module that wasmtime is
+  installed), then runs ``ecc run <this file> ARGS``.
+- ``package.json``: the package, always JSON (no PyYAML needed on the target); or
+  ``module.wasm``: the WebAssembly module, byte for byte the ``<stem>.wasm``.
 - ``ecc/``: only the modules ``ecc run`` imports (:func:`ecc_modules`).
 - ``click/`` and ``elftools/``: copied from the build machine's installed copies,
   their licenses under ``licenses/``. click (BSD-3-Clause, which allows
@@ -40,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EccError
-from ..package.embedded import MAIN_NAME, PACKAGE_NAME
+from ..package.embedded import MAIN_NAME, MODULE_NAME, PACKAGE_NAME, wasm_problem
 
 SHEBANG = b"#!/usr/bin/env python3\n"
 # What `ecc run` imports is found by reading the import statements (ecc_modules), from
@@ -69,6 +81,26 @@ from ecc.cli import main
 main(["run", sys.argv[0], *sys.argv[1:]])
 '''
 
+MODULE_MAIN_SOURCE = '''\
+# Written by `ecc build --wasm APP.c -s`: runs the WebAssembly program in this file like
+# `ecc run APP.wasm`.
+import importlib.util
+import os
+import sys
+
+if sys.version_info < (3, 11):
+    sys.exit("%s: error: needs Python 3.11 or newer, this is %d.%d"
+             % (sys.argv[0], sys.version_info[0], sys.version_info[1]))
+if importlib.util.find_spec("wasmtime") is None:
+    sys.exit("ecc: error: %s: running this WebAssembly program needs the Python package "
+             "wasmtime, which is not installed here: pip install wasmtime"
+             % os.path.basename(sys.argv[0]))
+
+from ecc.cli import main
+
+main(["run", sys.argv[0], *sys.argv[1:]])
+'''
+
 
 def write_standalone(out_dir: str, stem: str, object_bytes: bytes,
                      meta: dict[str, Any]) -> str:
@@ -81,12 +113,32 @@ def write_standalone(out_dir: str, stem: str, object_bytes: bytes,
     return path
 
 
+def write_standalone_module(wasm_path: str) -> str:
+    """Write ``<stem>.out`` beside the WebAssembly module ``<stem>.wasm``; its path."""
+    with open(wasm_path, "rb") as fh:
+        module = fh.read()
+    path = os.path.splitext(wasm_path)[0] + ".out"
+    _write_executable(path, module_standalone_bytes(module, origin=wasm_path))
+    return path
+
+
 def standalone_bytes(package_json: str) -> bytes:
-    """The whole executable: shebang, then the zip archive."""
+    """The whole executable of a package: shebang, then the zip archive."""
+    return _zipapp(MAIN_SOURCE, PACKAGE_NAME, package_json.encode())
+
+
+def module_standalone_bytes(module: bytes, *, origin: str = "module") -> bytes:
+    """The whole executable of a WebAssembly module; the module's header is checked."""
+    problem = wasm_problem(module)
+    if problem:
+        raise EccError(f"{origin}: {problem}; no standalone file written")
+    return _zipapp(MODULE_MAIN_SOURCE, MODULE_NAME, module)
+
+
+def _zipapp(main_source: str, payload_name: str, payload: bytes) -> bytes:
     import zipfile
 
-    entries: dict[str, bytes] = {MAIN_NAME: MAIN_SOURCE.encode(),
-                                 PACKAGE_NAME: package_json.encode()}
+    entries: dict[str, bytes] = {MAIN_NAME: main_source.encode(), payload_name: payload}
     entries.update(_runtime_entries())
     buffer = io.BytesIO()
     buffer.write(SHEBANG)

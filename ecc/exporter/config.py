@@ -37,6 +37,13 @@ in the manner of cloudflare's ebpf_exporter:
   ``labels``, every key field is a label.
 - ``options``: the program's own options (``ecc run package.json --help``),
   by long name: ``{pid: 42}``.
+- ``ttl``, on any metric: seconds after which a series that has not changed
+  leaves the exposition (0: never). A counter with labels takes
+  ``--series-ttl`` without one; a counter without labels (one series) and
+  map metrics, which show what the map holds at each scrape, keep their
+  series without one.
+- ``logs: true``, on a program: each of its events is also sent as an OTLP log
+  record; the top-level ``otlp`` block says where (ecc.exporter.otlp checks it).
 
 Everything is checked here, before anything is loaded: field names against
 the package's BTF, map names and kinds, metric and label names; every error
@@ -48,7 +55,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..btf import Btf
@@ -56,6 +62,11 @@ from ..btf.mapdefs import MapDef, map_defs
 from ..errors import BtfError, EccError
 from ..package import MAX_OBJECT_BYTES
 from ..run.decode import Decoder, field_names, int_array_length, is_number, member_type
+from .specs import CounterSpec as CounterSpec
+from .specs import GaugeSpec as GaugeSpec
+from .specs import HistogramSpec as HistogramSpec
+from .specs import Label as Label
+from .specs import ProgramSpec as ProgramSpec
 
 if TYPE_CHECKING:
     from ..package.source import LoadedPackage
@@ -78,97 +89,17 @@ HISTOGRAM_KINDS = ("log2_hist", "linear_hist")
 # no configured metric may use them.
 OWN_PREFIXES = ("ecc_exporter_", "process_")
 
-PROGRAM_KEYS = ("name", "metrics", "compiled_ebpf_filename", "ebpf_data", "options")
+PROGRAM_KEYS = ("name", "metrics", "compiled_ebpf_filename", "ebpf_data", "options", "logs")
+# Top-level keys; ``otlp`` is checked by ecc.exporter.otlp (parse_settings).
+CONFIG_KEYS = ("programs", "otlp")
 METRIC_KINDS = ("counters", "histograms", "gauges")
-COUNTER_KEYS = ("name", "description", "labels", "map")
-HISTOGRAM_KEYS = ("name", "description", "labels", "map", "type", "base", "step", "sum")
-GAUGE_KEYS = ("name", "description", "labels", "map", "value")
+COUNTER_KEYS = ("name", "description", "labels", "map", "ttl")
+HISTOGRAM_KEYS = ("name", "description", "labels", "map", "type", "base", "step", "sum", "ttl")
+GAUGE_KEYS = ("name", "description", "labels", "map", "value", "ttl")
 
 
 class ConfigError(EccError):
     """The exporter configuration (or an API request's program config) is wrong."""
-
-
-@dataclass(frozen=True)
-class Label:
-    """One Prometheus label and where its value comes from.
-
-    ``part`` is ``event``, ``key`` or ``value``; ``field`` is the member of
-    that part, or None when the part is a scalar and the label takes it whole.
-    """
-
-    name: str
-    part: str
-    field: str | None
-
-
-@dataclass(frozen=True)
-class CounterSpec:
-    name: str
-    description: str
-    labels: tuple[Label, ...]
-    maps: tuple[str, ...]  # the event maps it counts
-
-
-@dataclass(frozen=True)
-class HistogramSpec:
-    name: str
-    description: str
-    map: str
-    labels: tuple[Label, ...]
-    kind: str  # log2_hist or linear_hist
-    base: int
-    step: int
-    slots: int  # how many slots the value holds
-    slots_field: str | None  # None: the value is the slot array itself
-    sum_field: str | None
-    key_id: int
-    value_id: int
-
-
-@dataclass(frozen=True)
-class GaugeSpec:
-    name: str
-    description: str
-    map: str
-    labels: tuple[Label, ...]
-    value_field: str | None  # None: the value itself is the number
-    key_id: int
-    value_id: int
-
-
-@dataclass(frozen=True)
-class ProgramSpec:
-    """A checked program entry: its package, option values and metrics."""
-
-    name: str
-    package: LoadedPackage
-    section_values: dict[str, bytes]
-    counters: tuple[CounterSpec, ...]
-    histograms: tuple[HistogramSpec, ...]
-    gauges: tuple[GaugeSpec, ...]
-    event_types: dict[str, int] = field(default_factory=dict)  # event map -> struct id
-
-    @property
-    def btf(self) -> Btf:
-        """The package's BTF: parse_program refuses a package without one."""
-        btf = self.package.btf
-        assert btf is not None
-        return btf
-
-    def exposed_names(self) -> dict[str, str]:
-        """Every name this program's metrics put in the exposition -> its metric."""
-        names: dict[str, str] = {}
-        for c in self.counters:
-            for n in (c.name, c.name + "_total", c.name + "_created"):
-                names[n] = c.name
-        for h in self.histograms:
-            for n in (h.name, h.name + "_bucket", h.name + "_count", h.name + "_sum",
-                      h.name + "_created"):
-                names[n] = h.name
-        for g in self.gauges:
-            names[g.name] = g.name
-        return names
 
 
 # --- reading files --------------------------------------------------------------------------
@@ -183,6 +114,11 @@ def parse_text(origin: str, text: str, yaml_first: bool) -> Any:
 
 def load_config(path: str) -> list[ProgramSpec]:
     """Read, parse and check the configuration file; every program's package is read too."""
+    return load_config_and_otlp(path)[0]
+
+
+def load_config_and_otlp(path: str) -> tuple[list[ProgramSpec], Any]:
+    """:func:`load_config`, and the ``otlp`` block as written (None when absent)."""
     from ..fileio import read_limited
 
     data = read_limited(path, label=path, limit=MAX_CONFIG_BYTES, error=ConfigError,
@@ -192,14 +128,15 @@ def load_config(path: str) -> list[ProgramSpec]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     document = parse_text(path, text, yaml_first=not path.endswith(".json"))
-    return parse_config(document, path, os.path.dirname(os.path.abspath(path)))
+    specs = parse_config(document, path, os.path.dirname(os.path.abspath(path)))
+    return specs, document.get("otlp")
 
 
 def parse_config(document: Any, origin: str, base_dir: str) -> list[ProgramSpec]:
     if not isinstance(document, dict):
         raise ConfigError(f"{origin}: the configuration must be a mapping with a "
                           f"'programs' list")
-    _no_unknown(document, ("programs",), origin)
+    _no_unknown(document, CONFIG_KEYS, origin)
     programs = document.get("programs")
     if not isinstance(programs, list):
         raise ConfigError(f"{origin}: 'programs' must be a list of programs")
@@ -275,7 +212,14 @@ def parse_program(entry: Any, where: str, base_dir: str) -> ProgramSpec:
                        for i, h in enumerate(lists["histograms"]))
     gauges = tuple(_gauge(g, f"{where}: metrics.gauges[{i}]", name, btf, defs)
                    for i, g in enumerate(lists["gauges"]))
-    spec = ProgramSpec(name, package, section_values, counters, histograms, gauges, event_types)
+    logs = entry.get("logs", False)
+    if not isinstance(logs, bool):
+        raise ConfigError(f"{where}: 'logs' must be true or false")
+    if logs and not event_types:
+        raise ConfigError(f"{where}: 'logs: true' but the program sends no events (no ring "
+                          f"buffer or perf event array with an export type)")
+    spec = ProgramSpec(name, package, section_values, counters, histograms, gauges, event_types,
+                       logs)
     seen: dict[str, str] = {}
     for n, metric in spec.exposed_names().items():
         if n in seen and seen[n] != metric:
@@ -386,6 +330,17 @@ def _metric_head(entry: Any, where: str, keys: Sequence[str], program: str,
     return name, description
 
 
+def _ttl(entry: Mapping[str, Any], where: str) -> float | None:
+    value = entry.get("ttl")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 <= value < float("inf")):
+        raise ConfigError(f"{where}: 'ttl' must be a number of seconds (0: never expire), "
+                          f"got {value!r}")
+    return float(value)
+
+
 def _label_entries(entry: Mapping[str, Any], where: str) -> list[tuple[str, str]] | None:
     """(label name, field) pairs as written; None when the entry has no 'labels'."""
     labels = entry.get("labels")
@@ -446,7 +401,7 @@ def _counter(entry: Any, where: str, program: str, btf: Btf,
                 raise ConfigError(f"{where}: label '{label_name}': the events of map '{m}' "
                                   f"have no field '{source}' (fields: {', '.join(fields)})")
         labels.append(Label(label_name, "event", source))
-    return CounterSpec(name, description, tuple(labels), maps)
+    return CounterSpec(name, description, tuple(labels), maps, _ttl(entry, where))
 
 
 def _map_of(entry: Mapping[str, Any], where: str,
@@ -542,7 +497,8 @@ def _histogram(entry: Any, where: str, program: str, package: LoadedPackage, btf
         raise ConfigError(f"{where}: a key field is called 'le', the bucket label of "
                           f"histograms; list the labels with 'labels'")
     return HistogramSpec(name, description, map_name, labels, str(kind), base, step, slots,
-                         slots_field, str(sum_field) if sum_field else None, key_id, value_id)
+                         slots_field, str(sum_field) if sum_field else None, key_id, value_id,
+                         _ttl(entry, where))
 
 
 def _int_setting(entry: Mapping[str, Any], sample: Mapping[str, Any], key: str, default: int,
@@ -579,4 +535,5 @@ def _gauge(entry: Any, where: str, program: str, btf: Btf,
     exclude = {str(value_field)} if value_field else set()
     labels = _map_labels(entry, where, btf, map_name, key_id, value_id, exclude)
     return GaugeSpec(name, description, map_name, labels,
-                     str(value_field) if value_field else None, key_id, value_id)
+                     str(value_field) if value_field else None, key_id, value_id,
+                     _ttl(entry, where))

@@ -12,7 +12,9 @@ job is to drain the buffers promptly, and the second, counting, may lag:
   the record is dropped and counted as lost (``queue_full``), so a burst
   costs events we can count rather than a ring buffer overrun we cannot see;
 - a **worker thread** per program takes records from the queue, decodes
-  them with the package's export type and updates the counters.
+  them with the package's export type and updates the counters; for a program
+  with ``logs: true`` it then hands the record to the OTLP pusher, which only
+  appends it to a bounded buffer (ecc.exporter.otlp).
 
 Maps (histograms, gauges) are read at scrape time, under the program's lock,
 which stopping the program also takes before it frees the libbpf object.
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EccError
 from .config import ConfigError, ProgramSpec, check_together
 from .metrics import (
+    DEFAULT_SERIES_TTL,
     Allowance,
     EventCounters,
     MapReadStats,
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
     from ..run.loader import Runner
 
 POLL_MS = 100
+# Takes each event after it is counted (OTLP logs): must neither block nor raise.
+LogSink = Callable[[ProgramSpec, str, bytes], None]
 DEFAULT_QUEUE_EVENTS = 65536
 
 
@@ -50,10 +55,12 @@ class RunningProgram:
     """One program of the exporter: loaded, attached, and counting."""
 
     def __init__(self, program_id: int, spec: ProgramSpec, budget: SeriesBudget,
-                 queue_size: int, say: Callable[[str], None]) -> None:
+                 queue_size: int, say: Callable[[str], None],
+                 log_sink: LogSink | None = None) -> None:
         self.id = program_id
         self.spec = spec
         self.say = say
+        self.log_sink = log_sink
         self.counters = EventCounters(spec, budget)
         self.events: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=queue_size)
         self.lost = {"queue_full": 0, "perf_buffer": 0}
@@ -87,12 +94,14 @@ class RunningProgram:
                 return
 
     def _work(self) -> None:
-        get, handle = self.events.get, self.counters.handle
+        get, handle, sink, spec = self.events.get, self.counters.handle, self.log_sink, self.spec
         while True:
             item = get()
             if item is None:
                 return
             handle(item[0], item[1])
+            if sink is not None:
+                sink(spec, item[0], item[1])
 
     # -- life ------------------------------------------------------------------------------
 
@@ -124,6 +133,8 @@ class RunningProgram:
             if self.runner is not None:
                 self.runner.close()
                 self.runner = None
+        for line in self.counters.tally.summary():
+            self.say(f"ecc: warning: program {self.spec.name}: {line}")
         self.counters.release()
 
     # -- what it shows -------------------------------------------------------------------------
@@ -165,11 +176,13 @@ class Exporter:
     """The running programs, by id; also the prometheus_client collector of all of them."""
 
     def __init__(self, max_series: int, queue_size: int = DEFAULT_QUEUE_EVENTS,
-                 say: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> None:
-        self.budget = SeriesBudget(max_series)
+                 say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+                 series_ttl: float | None = DEFAULT_SERIES_TTL) -> None:
+        self.budget = SeriesBudget(max_series, series_ttl)
         self.queue_size = queue_size
         self.say = say
         self.programs: dict[int, RunningProgram] = {}
+        self.log_sink: LogSink | None = None  # where programs with `logs: true` send events
         self._starting: dict[int, ProgramSpec] = {}
         self._next_id = 1
         self._lock = threading.Lock()
@@ -180,13 +193,17 @@ class Exporter:
         :class:`ConfigError` for a name clash; any other :class:`EccError` when
         the kernel refuses it. Either way nothing of it stays loaded.
         """
+        if spec.logs and self.log_sink is None:
+            raise ConfigError(f"{where} ({spec.name}): 'logs: true' needs OTLP export: an otlp "
+                              f"block in the configuration or --otlp-endpoint")
         with self._lock:
             others = [p.spec for p in self.programs.values()] + list(self._starting.values())
             check_together([spec], others, where)
             program_id = self._next_id
             self._next_id += 1
             self._starting[program_id] = spec
-        program = RunningProgram(program_id, spec, self.budget, self.queue_size, self.say)
+        program = RunningProgram(program_id, spec, self.budget, self.queue_size, self.say,
+                                 self.log_sink if spec.logs else None)
         try:
             program.start()
         finally:
@@ -225,10 +242,12 @@ class Exporter:
     def collect(self) -> list[Any]:
         """prometheus_client's Collector protocol: every family, read now."""
         programs = self.running()
-        allowance = Allowance(self.budget.left())
+        # Map series are as fresh as this scrape: they come first (see metrics.py).
+        allowance = Allowance(self.budget.limit)
         families: list[Any] = []
         for program in programs:
             families += program.families(allowance)
+        self.budget.reserve_for_maps(allowance.shown)
         families += own_families([p.stats() for p in programs], self.budget, len(programs))
         return families
 

@@ -3,7 +3,10 @@
 One listener (``--listen``, default ``127.0.0.1:8526``) serves ``/metrics``
 in the Prometheus text format (or OpenMetrics, when the scraper asks for it)
 through the official ``prometheus_client`` library, and, with ``--api``, the
-control API of :mod:`ecc.exporter.api`. Programs are loaded after the port is
+control API of :mod:`ecc.exporter.api`. ``--listen none`` serves nothing:
+then the metrics only go out over OTLP (:mod:`ecc.exporter.otlp`, an ``otlp``
+block in the configuration or ``--otlp-endpoint``), which can also run beside
+the listener. Programs are loaded after the port is
 bound (a busy port fails before anything touches the kernel) and before the
 "listening" line is printed. SIGINT or SIGTERM stop the server, then every
 program: nothing stays attached.
@@ -11,6 +14,7 @@ program: nothing stays attached.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -19,12 +23,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..errors import EccError
-from . import api
-from .config import ConfigError, load_config
+from . import api, otlp
+from .config import ConfigError, load_config_and_otlp
+from .metrics import DEFAULT_SERIES_TTL
 from .programs import DEFAULT_QUEUE_EVENTS, Exporter
 
 DEFAULT_LISTEN = "127.0.0.1:8526"
 DEFAULT_MAX_SERIES = 10000
+NO_LISTENER = "none"
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,11 @@ class ServerOptions:
     api: bool = False
     api_token_file: str | None = None
     max_series: int = DEFAULT_MAX_SERIES
+    series_ttl: float = DEFAULT_SERIES_TTL  # 0: never
     queue_size: int = DEFAULT_QUEUE_EVENTS
     verbose: bool = False
+    otlp_endpoint: str | None = None  # over the config's otlp.endpoint
+    otlp_interval: float | None = None  # over the config's otlp.interval
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -183,35 +192,63 @@ def serve(opts: ServerOptions, say: Callable[[str], None],
             raise EccError("--api needs --api-token-file FILE, a file holding the bearer "
                            "token that API requests must send")
         token = read_token(opts.api_token_file)
-    specs = load_config(opts.config) if opts.config else []
-    exporter = Exporter(opts.max_series, opts.queue_size, say)
+    specs, otlp_block = load_config_and_otlp(opts.config) if opts.config else ([], None)
+    origin = opts.config or "the command line"
+    settings = otlp.parse_settings(otlp_block, origin,
+                                   os.path.dirname(os.path.abspath(opts.config or ".")),
+                                   opts.otlp_endpoint, opts.otlp_interval)
+    otlp.check_logs(settings, specs, origin)
+    listening = opts.listen != NO_LISTENER
+    if not listening and settings is None:
+        raise EccError("--listen none turns /metrics off: give an otlp block in the "
+                       "configuration or --otlp-endpoint URL, or the metrics go nowhere")
+    if not listening and token is not None:
+        raise EccError("--api is served by the listener: it needs --listen HOST:PORT, not none")
+    exporter = Exporter(opts.max_series, opts.queue_size, say, opts.series_ttl)
+    pusher = otlp.OtlpPusher(settings, exporter, say, opts.verbose) if settings else None
     registry = CollectorRegistry()
     registry.register(exporter)
+    if pusher is not None:
+        registry.register(pusher)
+        if settings is not None and settings.logs_endpoint is not None:
+            exporter.log_sink = pusher.offer_event
     ProcessCollector(registry=registry)
-    server = bind(opts.listen, make_handler(registry, exporter, token,
-                                            say if opts.verbose else None))
+    server = (bind(opts.listen, make_handler(registry, exporter, token,
+                                             say if opts.verbose else None))
+              if listening else None)
     stop = threading.Event()
     thread: threading.Thread | None = None
     with stop_on_signals(stop.set):
         try:
             bump_memlock_rlimit()
             exporter.start_all(specs, opts.config or "")
-            thread = threading.Thread(target=server.serve_forever, name="ecc-http", daemon=True)
-            thread.start()
+            if server is not None:
+                thread = threading.Thread(target=server.serve_forever, name="ecc-http",
+                                          daemon=True)
+                thread.start()
+            if pusher is not None:
+                pusher.start()
             names = ", ".join(p.spec.name for p in exporter.running())
             count = len(exporter.running())
-            line = (f"ecc: exporter listening on {url_of(server)}/metrics; {count} program"
+            where = (f"listening on {url_of(server)}/metrics" if server is not None
+                     else "not listening (--listen none)")
+            line = (f"ecc: exporter {where}; {count} program"
                     f"{'s' if count != 1 else ''} running{f' ({names})' if names else ''}"
-                    f"{'; control API on' if token is not None else ''}; Ctrl-C to stop")
+                    f"{'; control API on' if token is not None else ''}"
+                    f"{'; ' + otlp.describe(settings) if settings is not None else ''}"
+                    f"; Ctrl-C to stop")
             say(line)
             if ready is not None:
-                ready(url_of(server))
+                ready(url_of(server) if server is not None else "")
             while not stop.wait(0.5):
                 pass
         finally:
-            if thread is not None:
+            if thread is not None and server is not None:
                 server.shutdown()
-            server.server_close()
+            if server is not None:
+                server.server_close()
+            if pusher is not None:
+                pusher.stop()
             exporter.stop_all()
 
 

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from ..btf import Btf, Kind, parse_btf
 from ..btf.types import Struct
-from ..elf import BpfObject, read_object
+from ..elf import (
+    MAX_SECTION_BYTES,
+    SHT_NOBITS,
+    SHT_PROGBITS,
+    BpfObject,
+    Section,
+    Symbol,
+    read_object,
+)
 from ..errors import BtfError, ElfError, PackageError
 from ..fileio import parse_json_or_yaml, read_limited
 from .codec import MAX_OBJECT_BYTES, parse_package
@@ -148,7 +157,7 @@ def inspect_package(origin: str, object_bytes: bytes, meta: dict[str, Any],
     if not isinstance(skel, dict) or not isinstance(skel.get("obj_name"), str):
         return None, [f"{origin}: field 'meta.bpf_skel.obj_name' must be a string"]
     try:
-        elf = read_object(object_bytes)
+        elf = _read_elf(object_bytes)
         btf = parse_btf(elf.btf) if elf.btf is not None else None
     except (ElfError, BtfError) as exc:
         return None, [f"{origin}: its BPF object is broken: {exc}"]
@@ -222,3 +231,76 @@ def _export_problem(origin: str, index: int, export: Any, btf: Btf | None) -> st
         return (f"{where}: struct {name} has {len(found.members)} members in the object's BTF, "
                 f"but the package lists {len(members)}; rebuild the package")
     return None
+
+
+_SHT_SYMTAB = 2
+_SHN_SPECIAL = (0xFFF1, 0xFFF2, 0xFFFF)  # SHN_ABS, SHN_COMMON, SHN_XINDEX: no section
+_STT_LAST_NAMED, _STB_LAST_NAMED = 4, 2  # STT_FILE, STB_WEAK: the kinds ecc.elf names
+
+
+def _read_elf(data: bytes) -> BpfObject:
+    """The object as :func:`ecc.elf.read_object` reads it, from its headers with
+    :mod:`struct`: every ``ecc run`` reads one, and pyelftools costs a run's start
+    more to import than the loading itself. Anything this reader does not expect
+    (another class or machine, extended numbering, a bound crossed) is read by
+    ``read_object``, whose errors name the problem."""
+    try:
+        return _read_headers(data)
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError):
+        return read_object(data)
+
+
+def _read_headers(data: bytes) -> BpfObject:
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] not in (1, 2):
+        raise ValueError("not a 64-bit ELF object")
+    order = "<" if data[5] == 1 else ">"
+    (machine,) = struct.unpack_from(order + "H", data, 18)
+    shoff, = struct.unpack_from(order + "Q", data, 40)
+    shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 58)
+    if machine != 247 or shentsize != 64 or not shnum or shstrndx >= shnum:
+        raise ValueError("not an object this reader knows")
+    headers = [struct.unpack_from(order + "IIQQQQIIQQ", data, shoff + 64 * i)
+               for i in range(shnum)]
+    for sh_type, size, offset in ((h[1], h[5], h[4]) for h in headers):
+        if size > MAX_SECTION_BYTES or (sh_type != SHT_NOBITS and offset + size > len(data)):
+            raise ValueError("a section lies outside the file")
+    names = _contents(data, headers[shstrndx])
+
+    def name(table: bytes, at: int) -> str:
+        end = table.index(b"\0", at)
+        return table[at:end].decode("utf-8")
+
+    sections: list[Section] = []
+    symbols: list[Symbol] = []
+    btf = btf_ext = None
+    data_sections: dict[str, bytes] = {}
+    for index, (sh_name, sh_type, flags, _, offset, size, link, _, _, entsize) in \
+            enumerate(headers):
+        sec_name = name(names, sh_name)
+        sections.append(Section(index, sec_name, sh_type, flags, size, offset))
+        if sec_name.startswith((".data", ".rodata", ".bss")) and sh_type in (SHT_PROGBITS,
+                                                                          SHT_NOBITS):
+            data_sections[sec_name] = (bytes(size) if sh_type == SHT_NOBITS
+                                       else data[offset:offset + size])
+        if sec_name == ".BTF":
+            btf = data[offset:offset + size]
+        elif sec_name == ".BTF.ext":
+            btf_ext = data[offset:offset + size]
+        elif sh_type == _SHT_SYMTAB:
+            if entsize != 24 or link >= shnum:
+                raise ValueError("a symbol table this reader does not know")
+            strings = _contents(data, headers[link])
+            for at in range(offset, offset + size - size % 24, 24):
+                st_name, info, _, shndx, value, sym_size = struct.unpack_from(
+                    order + "IBBHQQ", data, at)
+                kind, bind = info & 0xF, info >> 4
+                symbols.append(Symbol(
+                    name(strings, st_name), -1 if shndx in _SHN_SPECIAL else shndx, value,
+                    sym_size, kind if kind <= _STT_LAST_NAMED else -1,
+                    bind if bind <= _STB_LAST_NAMED else -1))
+    return BpfObject(order == "<", tuple(sections), tuple(symbols), btf, btf_ext,
+                     data_sections)
+
+
+def _contents(data: bytes, header: tuple[int, ...]) -> bytes:
+    return b"" if header[1] == SHT_NOBITS else data[header[4]:header[4] + header[5]]

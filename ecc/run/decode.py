@@ -16,7 +16,9 @@ re-implemented:
   pointers -> their address as an int; float/double -> float.
 - A char array (its element, through typedefs and qualifiers, is a 1-byte
   INT with the CHAR encoding or named ``char``) -> str up to its first NUL,
-  or the whole array when there is none; UTF-8, invalid bytes replaced.
+  or the whole array when there is none; UTF-8, each byte that is not valid
+  UTF-8 written as the four characters ``\\xNN`` (so plain and JSON output
+  show the same text, and no byte is lost to a U+FFFD).
   ``unsigned char``/``__u8`` arrays stay lists of ints: they hold addresses
   and hashes far more often than text.
 - Other arrays -> list; structs and unions -> dict, with the members of an
@@ -30,6 +32,24 @@ Decoding is on the hot path (thousands of events a second), so each type
 compiles to a tree of small closures with precompiled ``struct.Struct``
 objects; a struct's closure is one dict comprehension over its flattened
 members.
+
+Events shorter than their type (issue 30). BPF programs such as libbpf-tools'
+execsnoop declare a large trailing buffer (``char args[7680]``) but submit
+only the bytes they filled. ``Decoder.decode`` takes such an event as far as
+it goes: a top-level member (anonymous members flattened, as above) that lies
+wholly inside the data is decoded as usual; an array member the data ends in
+keeps its whole elements received (a char array: its bytes up to the data's
+end or its first NUL), and is left out when not one element arrived; every
+other member the data ends in or before (a nested struct, a scalar) is left
+out of the dict. Nothing is read past the data: the short path works on a
+buffer of exactly the data's length and checks each member's extent against
+it. An event that holds no member at all raises ``PackageError``.
+
+Events longer than their type decode from their first ``size`` bytes. Perf
+buffers pad each record to 8 bytes (with the kernel's ``u32`` size header),
+so up to 7 extra bytes are normal; ``EventTally`` counts records that are
+too short or longer than that, so a loader reports each kind once with a
+count rather than once per event.
 """
 
 from __future__ import annotations
@@ -54,13 +74,25 @@ from ecc.btf.types import (
     Union,
 )
 from ecc.errors import BtfError, PackageError
+from ecc.run.tally import EventTally
 
-__all__ = ["Decoder", "ValueDecoder", "decode_value", "field_names", "int_array_length",
-           "is_number", "member_type"]
+__all__ = ["Decoder", "EventTally", "ValueDecoder", "decode_value", "field_names",
+           "int_array_length", "is_number", "member_type"]
 
 # (buffer, byte offset) -> value. The buffer is always ``bytes``, and the
 # caller has already checked that the whole value lies inside it.
 Reader = Callable[[bytes, int], Any]
+# (buffer, byte offset, element count) -> the first ``count`` elements of an
+# array; the caller has checked that those elements lie inside the buffer.
+PartialReader = Callable[[bytes, int, int], Any]
+# A member as decode sees it: name, reader, byte offset, display width, the
+# bytes from its offset it needs, and, for arrays, the element size and the
+# reader of a prefix of whole elements (0 and None otherwise).
+Member = tuple[str, Reader, int, int, int, int, "PartialReader | None"]
+
+#: Bytes a record may exceed its type by without being reported: perf buffers
+#: round ``u32 size`` + record up to 8 bytes.
+PADDING_SLACK = 8
 
 _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 _FLOAT_CODES = {2: "e", 4: "f", 8: "d"}
@@ -75,14 +107,18 @@ _OTHER_WIDTH = 8
 
 
 class _Compiled:
-    """A compiled type: how to read it, how many bytes it spans, how wide it prints."""
+    """A compiled type: how to read it, how many bytes it spans, how wide it prints;
+    for arrays, also how to read a prefix of whole elements."""
 
-    __slots__ = ("read", "size", "width")
+    __slots__ = ("read", "size", "width", "elem", "partial")
 
-    def __init__(self, read: Reader, size: int, width: int) -> None:
+    def __init__(self, read: Reader, size: int, width: int, elem: int = 0,
+                 partial: PartialReader | None = None) -> None:
         self.read = read
         self.size = size
         self.width = width
+        self.elem = elem
+        self.partial = partial
 
 
 class _Compiler:
@@ -110,17 +146,15 @@ class _Compiler:
         self._cache[type_id] = compiled
         return compiled
 
-    def members(
-        self, t: Struct | Union, depth: int
-    ) -> list[tuple[str, Reader, int, int]]:
-        """(name, reader, byte offset, width) for each member as C code names
-        it: anonymous struct/union members are replaced by their own members."""
+    def members(self, t: Struct | Union, depth: int) -> list[Member]:
+        """A ``Member`` for each member as C code names it: anonymous
+        struct/union members are replaced by their own members."""
         if depth >= MAX_RESOLVE_DEPTH:
             raise BtfError(
                 f"{self.btf.describe(t.id)}: types nested deeper than {MAX_RESOLVE_DEPTH} "
                 "(reference loop?)"
             )
-        out: list[tuple[str, Reader, int, int]] = []
+        out: list[Member] = []
         for index, m in enumerate(t.members):
             try:
                 target = self.btf[skip_mods_and_typedefs(self.btf, m.type)]
@@ -132,19 +166,25 @@ class _Compiler:
                         raise BtfError(f"bit offset {m.bit_offset} is not on a byte boundary")
                     offset = m.bit_offset // 8
                     _check_extent(offset, target.size, t.size)
-                    for name, read, inner, width in self.members(target, depth + 1):
-                        out.append((name, read, offset + inner, width))
+                    for name, read, inner, width, span, elem, part in self.members(
+                        target, depth + 1
+                    ):
+                        out.append((name, read, offset + inner, width, span, elem, part))
                     continue
                 if m.bitfield_size:
                     read, width = self._bitfield(target, m.bit_offset, m.bitfield_size, t.size)
-                    out.append((m.name, read, 0, width))
+                    # Read at offset 0 with the bit offset built in: it needs
+                    # the bytes up to the one holding its last bit.
+                    span = (m.bit_offset + m.bitfield_size + 7) // 8
+                    out.append((m.name, read, 0, width, span, 0, None))
                     continue
                 if m.bit_offset % 8:
                     raise BtfError(f"bit offset {m.bit_offset} is not on a byte boundary")
                 offset = m.bit_offset // 8
                 compiled = self.compile(m.type, depth + 1)
                 _check_extent(offset, compiled.size, t.size)
-                out.append((m.name, compiled.read, offset, compiled.width))
+                out.append((m.name, compiled.read, offset, compiled.width, compiled.size,
+                            compiled.elem, compiled.partial))
             except BtfError as exc:
                 if str(exc).startswith("BTF type"):
                     raise  # already names the innermost type and member
@@ -229,7 +269,8 @@ class _Compiler:
         elem_id = skip_mods_and_typedefs(self.btf, t.type)
         elem_t = self.btf[elem_id]
         if isinstance(elem_t, Int) and elem_t.size == 1 and (elem_t.char or elem_t.name == "char"):
-            return _Compiled(_string_reader(n), n, min(max(n - 1, 1), _MAX_STR_WIDTH))
+            return _Compiled(_string_reader(n), n, min(max(n - 1, 1), _MAX_STR_WIDTH), 1,
+                             _read_chars)
         elem = self.compile(t.type, depth + 1)
         if elem.size == 0 or n == 0:
             # Flexible array members and arrays of empty structs carry no bytes.
@@ -241,18 +282,28 @@ class _Compiler:
             elem_t.bits == elem_t.size * 8 and not elem_t.offset
         ):
             code = _INT_CODES[elem.size]
-            unpack = struct.Struct(
-                f"{self.prefix}{n}{code if elem_t.signed else code.upper()}"
-            ).unpack_from
-            return _Compiled(lambda buf, off: list(unpack(buf, off)), size, _OTHER_WIDTH)
+            letter = code if elem_t.signed else code.upper()
+            unpack = struct.Struct(f"{self.prefix}{n}{letter}").unpack_from
+            prefix = self.prefix
+
+            def read_some_ints(buf: bytes, off: int, count: int) -> list[int]:
+                return list(struct.unpack_from(f"{prefix}{count}{letter}", buf, off))
+
+            return _Compiled(lambda buf, off: list(unpack(buf, off)), size, _OTHER_WIDTH,
+                             elem.size, read_some_ints)
         read = elem.read
         step = elem.size
+
+        def read_some(buf: bytes, off: int, count: int) -> list[Any]:
+            return [read(buf, off + i * step) for i in range(count)]
+
         return _Compiled(
-            lambda buf, off: [read(buf, off + i * step) for i in range(n)], size, _OTHER_WIDTH
+            lambda buf, off: [read(buf, off + i * step) for i in range(n)], size, _OTHER_WIDTH,
+            step, read_some,
         )
 
     def _composite(self, t: Struct | Union, depth: int) -> _Compiled:
-        plan = tuple((name, read, off) for name, read, off, _ in self.members(t, depth))
+        plan = tuple((name, read, off) for name, read, off, *_ in self.members(t, depth))
         return _Compiled(
             lambda buf, off: {name: read(buf, off + o) for name, read, o in plan},
             t.size,
@@ -341,9 +392,15 @@ def _enum_width(names: dict[int, str]) -> int:
 def _string_reader(n: int) -> Reader:
     def read(buf: bytes, off: int) -> str:
         end = buf.find(b"\0", off, off + n)
-        return buf[off : off + n if end < 0 else end].decode("utf-8", "replace")
+        return buf[off : off + n if end < 0 else end].decode("utf-8", "backslashreplace")
 
     return read
+
+
+def _read_chars(buf: bytes, off: int, count: int) -> str:
+    # The cut end of a char array: its first ``count`` bytes, up to a NUL.
+    end = buf.find(b"\0", off, off + count)
+    return buf[off : off + count if end < 0 else end].decode("utf-8", "backslashreplace")
 
 
 def _short_f32(value: float) -> float:
@@ -378,7 +435,7 @@ class Decoder:
     minimum display widths for ``EventFormatter``, one per field.
     """
 
-    __slots__ = ("name", "size", "fields", "widths", "_plan", "_keyword")
+    __slots__ = ("name", "size", "least", "fields", "widths", "_plan", "_cut", "_keyword")
 
     def __init__(self, btf: Btf, type_id: int) -> None:
         t = btf[skip_mods_and_typedefs(btf, type_id)]
@@ -391,25 +448,67 @@ class Decoder:
         # A repeated name (only hostile BTF has one) keeps its first position;
         # the dict built by decode holds the last value, as C would shadow it.
         seen: dict[str, int] = {}
-        for name, _, _, width in members:
+        for name, _, _, width, *_ in members:
             seen.setdefault(name, width)
         self.fields: tuple[str, ...] = tuple(seen)
         self.widths: tuple[int, ...] = tuple(seen.values())
-        self._plan = tuple((name, read, off) for name, read, off, _ in members)
+        self._plan = tuple((name, read, off) for name, read, off, *_ in members)
+        # For events shorter than the type: (name, reader, offset, end, element
+        # size, prefix reader) in declaration order.
+        self._cut = tuple(
+            (name, read, off, off + span, elem, part)
+            for name, read, off, _, span, elem, part in members
+        )
+        #: The fewest bytes that hold one member (or one element of an array
+        #: member); a shorter event decodes to nothing. 0 for an empty type.
+        self.least = min(
+            (off + elem if part is not None else end for _, _, off, end, elem, part in self._cut),
+            default=0,
+        )
 
     def decode(self, data: bytes | bytearray | memoryview) -> dict[str, Any]:
-        """One record -> {field: value}. Longer records are fine (ring buffer
-        records are padded to 8 bytes); shorter ones raise ``PackageError``."""
-        if len(data) < self.size:
-            raise PackageError(
-                f"event of {len(data)} bytes is shorter than {self._keyword} {self.name} "
-                f"({self.size} bytes)"
-            )
+        """One record -> {field: value}. A longer record decodes from its first
+        ``size`` bytes. A shorter one gives the members that arrived (see the
+        module's docstring), in field order, the others left out; one that
+        holds no member raises ``PackageError``."""
+        n = len(data)
+        if n < self.size:
+            return self._decode_cut(data, n)
         buf = _as_bytes(data)
         try:
             return {name: read(buf, off) for name, read, off in self._plan}
         except (struct.error, IndexError, ValueError, OverflowError) as exc:  # pragma: no cover
             raise _unexpected(f"{self._keyword} {self.name}", exc) from exc
+
+    def _decode_cut(self, data: bytes | bytearray | memoryview, n: int) -> dict[str, Any]:
+        if n < self.least:
+            raise PackageError(
+                f"event of {n} bytes is shorter than the first member of {self._keyword} "
+                f"{self.name} ({self.least} bytes)"
+            )
+        # Exactly n bytes: a reader that strayed past its extent would fail
+        # here rather than read what follows the data.
+        buf = bytes(data[:n])
+        out: dict[str, Any] = {}
+        try:
+            for name, read, off, end, elem, part in self._cut:
+                if end <= n:
+                    out[name] = read(buf, off)
+                elif part is not None and off + elem <= n:
+                    out[name] = part(buf, off, (n - off) // elem)
+        except (struct.error, IndexError, ValueError, OverflowError) as exc:  # pragma: no cover
+            raise _unexpected(f"{self._keyword} {self.name}", exc) from exc
+        return out
+
+    @property
+    def what(self) -> str:
+        """``struct NAME`` or ``union NAME``, as messages name the type."""
+        return f"{self._keyword} {self.name}"
+
+    def too_long(self, n: int) -> bool:
+        """Whether a record of ``n`` bytes is longer than the type by more than
+        perf buffer alignment padding explains."""
+        return n - self.size >= PADDING_SLACK
 
 
 class ValueDecoder:

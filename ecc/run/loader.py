@@ -2,14 +2,16 @@
 
 Attaching follows libbpf's section rules, plus the eunomia annotations of
 spec section 5 for what a section name cannot say (XDP and TC interfaces,
-perf_event frequency). A program this kernel cannot attach is reported in one
-line and left out; the others keep running, unless ``strict``.
+perf_event frequency), with the defaults of eunomia's loader: XDP and TC on
+ifindex 1 (``lo``), TC at ingress. A program this kernel cannot attach is
+reported in one line and left out; one that needs a target ecc cannot guess (a
+socket, a cgroup without ``cgroup``, a uprobe without a binary) stays loaded and
+waits, also reported in one line; the others keep running, unless ``strict``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import select
 import signal
 import time
@@ -21,11 +23,24 @@ from typing import Any, TextIO
 from ..errors import EccError, KernelLimitError, PackageError
 from ..package.source import LoadedPackage
 from . import libbpf
+from .attach import (
+    CGROUP_TYPES,
+    CGROUP_WANTS,
+    NETWORK_KINDS,
+    TC_ATTACH_POINTS,
+    UPROBE_KINDS,
+    WAITS_FOR,
+    int_annotation,
+    interface_name,
+    section_kind,
+)
+from .attach import interface_index as interface_index  # where cli and launch import it
+from .iterators import print_iter
+from .tracepipe import TracePipe
 
 MAP_TYPE_PERF_EVENT_ARRAY = 4
 MAP_TYPE_RINGBUF = 27
-# Attach-point names of BPF_TC_* in tchook annotations.
-TC_ATTACH_POINTS = {"BPF_TC_INGRESS": libbpf.BPF_TC_INGRESS, "BPF_TC_EGRESS": libbpf.BPF_TC_EGRESS}
+_ARRAY_MAP_TYPES = (2, 6)  # BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY
 DEFAULT_PERF_FREQ = 49
 POLL_MS = 100
 
@@ -39,11 +54,23 @@ class RunOptions:
     section_values: dict[str, bytes] = field(default_factory=dict)  # section -> initial bytes
     perf_freq: int = DEFAULT_PERF_FREQ
     max_events: int | None = None
+    # Attach targets given on the command line: every XDP and TC program goes to
+    # `ifindex` (over its annotation); `replace` takes an XDP/tc hook that holds
+    # another program; `cgroup` is where cgroup programs attach; a uprobe whose
+    # section names no target attaches to `uprobe_function` in `uprobe_binary`.
+    ifindex: int | None = None
+    replace: bool = False
+    cgroup: str | None = None
+    uprobe_binary: str | None = None
+    uprobe_function: str | None = None
+    uprobe_pid: int = -1
     # Hooks for callers that consume events themselves (ecc exporter): when set, each
     # ring/perf buffer record goes to event_sink(map name, raw bytes) instead of being
     # decoded and printed, and perf buffer losses to lost_sink(map name, cpu, count).
     event_sink: Callable[[str, bytes], None] | None = None
     lost_sink: Callable[[str, int, int], None] | None = None
+    # Also print what bpf_printk writes: the kernel's trace pipe, shared by the machine.
+    printk: bool = False
 
 
 @dataclass
@@ -66,9 +93,12 @@ class Runner:
         self.obj: libbpf.BpfObject | None = None
         self.attached: list[Attached] = []
         self.skipped: list[str] = []
+        self.waiting: list[str] = []  # loaded, left unattached: they need a target
         self._buffers: list[Any] = []
         self._stop = False
         self.events = 0
+        self._tally: Any = None  # decode.EventTally, made with the first decoder
+        self._trace_pipe: TracePipe | None = None  # with --printk, while polling
 
     # -- open and load ----------------------------------------------------------
 
@@ -98,7 +128,7 @@ class Runner:
         try:
             self.load()
             self.attach_all()
-            if not self.attached:
+            if not self.attached and not self.waiting:
                 raise EccError(nothing_attached)
             self.open_outputs()
         except BaseException:
@@ -141,8 +171,20 @@ class Runner:
             if not prog.autoload():
                 continue
             annotations = progs.get(prog.name, {})
+            wants = self._wanted_target(prog)
+            if wants is not None:
+                self._wait(prog, wants)
+                continue
             try:
                 links = self._attach(prog, annotations)
+            except libbpf.HookBusy as exc:
+                message = (f"{exc}; pass --replace to put this one in its place"
+                           if not self.opts.replace else
+                           f"{exc}, attached by a link that cannot be replaced")
+                if self.opts.strict:
+                    raise EccError(message) from None
+                self._skip(message)
+                continue
             except KernelLimitError as exc:
                 if self.opts.strict:
                     raise
@@ -151,59 +193,107 @@ class Runner:
             if links:
                 self.attached.append(Attached(prog.name, prog.section_name, links))
 
+    def _wanted_target(self, prog: libbpf.Program) -> str | None:
+        """What ``prog`` waits for when it needs a target it was not given; else None."""
+        kind = section_kind(prog.section_name)
+        if kind in UPROBE_KINDS and "/" not in prog.section_name:
+            if kind != "usdt" and self.opts.uprobe_binary and self.opts.uprobe_function:
+                return None
+            return ("a binary and a function: write the section as "
+                    f"{kind}/BINARY:FUNCTION" + ("" if kind == "usdt" else
+                                                 ", or pass --uprobe-binary and "
+                                                 "--uprobe-function"))
+        if kind in NETWORK_KINDS:
+            return None
+        wants = WAITS_FOR.get(prog.type)
+        if wants == CGROUP_WANTS and self.opts.cgroup:
+            return None
+        return wants
+
+    def _wait(self, prog: libbpf.Program, wants: str) -> None:
+        message = f"program '{prog.name}' ({prog.section_name}) is loaded and waits for {wants}"
+        if self.opts.strict:
+            raise EccError(f"{message}; nothing can attach it (--strict)")
+        self.waiting.append(prog.name)
+        self.say(f"ecc: waiting: {message}")
+
+    def _interface(self, annotated: int | None, what: str) -> tuple[int, str | None]:
+        """The ifindex an XDP/TC program attaches to: the command line's, else its
+        annotation's, else 1 (``lo``, the default of eunomia's loader); and, when not
+        its annotation's, why, for the line that announces it."""
+        if self.opts.ifindex is not None:
+            return self.opts.ifindex, "as --ifindex/--iface asks"
+        if annotated is not None:
+            return annotated, None
+        return 1, f"the default; set {what} to choose"
+
+    def _announce(self, prog: libbpf.Program, ifindex: int, why: str | None,
+                  at: str = "") -> None:
+        if why is not None:
+            self.say(f"ecc: {prog.name}: attached to {interface_name(ifindex)}{at}, {why}")
+
     def _attach(self, prog: libbpf.Program, ann: Mapping[str, Any]) -> list[libbpf.Link]:
         section = prog.section_name
-        kind = section.split("/", 1)[0].split(".", 1)[0]
+        kind = section_kind(section)
         where = f"program '{prog.name}' ({section})"
         if kind in ("xdp",):
-            ifindex = _int_annotation(ann, "ifindex", where)
-            if ifindex is None:
-                raise KernelLimitError(f"{where}: no interface to attach to; add "
-                                       f"'/// @ifindex N' before the program", program=prog.name)
-            return [prog.attach_xdp(ifindex, _int_annotation(ann, "flags", where) or 0)]
+            ifindex, why = self._interface(int_annotation(ann, "ifindex", where), "@ifindex")
+            link = prog.attach_xdp(ifindex, int_annotation(ann, "flags", where) or 0,
+                                   replace=self.opts.replace)
+            self._announce(prog, ifindex, why)
+            return [link]
         if kind in ("tc", "classifier", "tcx"):
             hook = ann.get("tchook")
-            if not isinstance(hook, dict) or not isinstance(hook.get("ifindex"), int):
-                raise KernelLimitError(
-                    f"{where}: no interface to attach to; add '/// @tchook "
-                    '{"ifindex": 1, "attach_point": "BPF_TC_INGRESS"}\' before the program',
-                    program=prog.name)
+            hook = hook if isinstance(hook, dict) else {}
+            annotated = hook.get("ifindex")
+            if annotated is not None and (isinstance(annotated, bool)
+                                          or not isinstance(annotated, int)):
+                raise EccError(f"{where}: @tchook ifindex must be an integer, got {annotated!r}")
             point = TC_ATTACH_POINTS.get(str(hook.get("attach_point", "BPF_TC_INGRESS")))
             if point is None:
                 raise EccError(f"{where}: @tchook attach_point must be BPF_TC_INGRESS or "
                                f"BPF_TC_EGRESS, got {hook.get('attach_point')!r}")
+            ifindex, why = self._interface(annotated, "@tchook")
             tcopts = ann.get("tcopts") if isinstance(ann.get("tcopts"), dict) else {}
             assert isinstance(tcopts, dict)
-            return [prog.attach_tc(hook["ifindex"], point,
-                                   handle=_int_annotation(tcopts, "handle", where) or 0,
-                                   priority=_int_annotation(tcopts, "priority", where) or 0)]
+            link = prog.attach_tc(ifindex, point,
+                                  handle=int_annotation(tcopts, "handle", where) or 0,
+                                  priority=int_annotation(tcopts, "priority", where) or 0,
+                                  replace=self.opts.replace)
+            self._announce(prog, ifindex, why,
+                           " at egress" if point == libbpf.BPF_TC_EGRESS else " at ingress")
+            return [link]
+        if prog.type in CGROUP_TYPES and self.opts.cgroup:
+            return [prog.attach_cgroup(self.opts.cgroup)]
+        if kind in ("uprobe", "uretprobe") and "/" not in section:
+            assert self.opts.uprobe_binary and self.opts.uprobe_function  # else it waits
+            return [prog.attach_uprobe(kind == "uretprobe", self.opts.uprobe_pid,
+                                       self.opts.uprobe_binary,
+                                       func_name=self.opts.uprobe_function)]
         if kind == "perf_event":
-            freq = _int_annotation(ann, "freq", where) or self.opts.perf_freq
-            links = []
-            try:
-                for cpu in libbpf.online_cpus():
-                    fd = libbpf.open_cpu_clock_event(cpu, freq)
-                    try:
-                        links.append(prog.attach_perf_event(fd))
-                    except BaseException:
-                        os.close(fd)
-                        raise
-            except BaseException:
-                for link in links:
-                    link.destroy()
-                raise
-            # The links own the perf event fds now: libbpf closes them on destroy.
-            return links
+            freq = int_annotation(ann, "freq", where) or self.opts.perf_freq
+            return prog.attach_cpu_clock(freq)
         if kind == "iter":
             link = prog.attach_iter()
-            text = libbpf.read_iter(link).decode("utf-8", errors="replace")
-            self.out.write(text)
-            self.out.flush()
+            try:
+                print_iter(self.package, prog.name, ann, libbpf.read_iter(link),
+                           json=self.opts.json, out=self.out, say=self.say)
+            except BaseException:
+                link.destroy()
+                raise
             return [link]
-        if kind in ("uprobe", "uretprobe", "usdt") and "/" not in section:
-            raise KernelLimitError(f"{where}: the section names no binary and function; "
-                                   f"write it as {kind}/BINARY:FUNCTION", program=prog.name)
         return [prog.attach()]
+
+    def _print_printk(self) -> None:
+        if self._trace_pipe is None:
+            return
+        from .output import printk_line
+
+        lines = self._trace_pipe.lines()
+        if lines:
+            self.out.write("".join(printk_line(line, json=self.opts.json) + "\n"
+                                   for line in lines))
+            self.out.flush()
 
     # -- events and maps --------------------------------------------------------
 
@@ -211,7 +301,7 @@ class Runner:
         return event_type_id(self.package.meta, map_meta)
 
     def open_outputs(self) -> None:
-        from .decode import Decoder
+        from .decode import Decoder, EventTally
         from .output import EventFormatter
 
         assert self.obj is not None
@@ -237,8 +327,11 @@ class Runner:
                     fields, widths = decoder.fields, decoder.widths
                 else:
                     decoder, fields = None, ("data",)
-                formatter = EventFormatter(fields, json=self.opts.json, widths=widths)
-                handler = self._event_handler(decoder, formatter)
+                formatter = EventFormatter(fields, json=self.opts.json, widths=widths,
+                                           envelope={"type": "event", "map": m.name})
+                if self._tally is None:
+                    self._tally = EventTally()
+                handler = self._event_handler(m.name, decoder, formatter)
             if m.type == MAP_TYPE_RINGBUF:
                 if ring is None:
                     ring = libbpf.RingBuffer(m, handler)
@@ -248,8 +341,12 @@ class Runner:
             else:
                 self._buffers.append(libbpf.PerfBuffer(m, 64, _per_cpu(handler), lost))
 
-    def _event_handler(self, decoder: Any, formatter: Any) -> Callable[[bytes], int]:
+    def _event_handler(self, source: str, decoder: Any,
+                       formatter: Any) -> Callable[[bytes], int]:
+        from .decode import PADDING_SLACK
+
         printed_header = False
+        size = decoder.size if decoder is not None else 0
 
         def handle(data: bytes) -> int:
             nonlocal printed_header
@@ -257,8 +354,14 @@ class Runner:
                 values = decoder.decode(data) if decoder is not None else {"data": data.hex()}
             except PackageError as exc:
                 # Runs inside libbpf's callback: report and go on, never unwind through C.
-                self.say(f"ecc: warning: event skipped: {exc}")
+                self._irregular(source, decoder, len(data), f"event skipped: {exc}")
                 return 0
+            if decoder is not None and len(data) >= size + PADDING_SLACK:
+                # A short event that decoded is what a variable-length sender
+                # means; a record longer than its type likely is a wrong type.
+                self._irregular(source, decoder, len(data),
+                                f"event of {len(data)} bytes is longer than {decoder.what} "
+                                f"({size} bytes); decoded from its first {size} bytes")
             if not printed_header:
                 header = formatter.header()
                 if header:
@@ -273,6 +376,13 @@ class Runner:
             return 0
 
         return handle
+
+    def _irregular(self, source: str, decoder: Any, n: int, message: str) -> None:
+        # One line for the first of each kind, so the user learns of it while
+        # it runs; the rest are counted and summed up by close().
+        if self._tally is not None and self._tally.check(source, decoder, n):
+            self.say(f"ecc: warning: map {source}: {message} (further ones are counted; "
+                     f"the count is shown at exit)")
 
     def _lost(self, cpu: int, count: int) -> None:
         self.say(f"ecc: lost {count} events on CPU {cpu}")
@@ -308,8 +418,7 @@ class Runner:
             self.out.write(sample_map_report(m.name, entries, sample, json=self.opts.json))
             self.out.flush()
             if sample.get("clear_map"):
-                for key in list(m.keys()):
-                    m.delete(key)
+                _clear(m)
 
     # -- the loop ---------------------------------------------------------------
 
@@ -317,6 +426,8 @@ class Runner:
         """Poll until the duration, ``max_events`` or ``stop()``; the caller installs
         ``stop_on_signals`` (before it says the program runs, so no signal is lost)."""
         samples = self.sample_maps()
+        if self.opts.printk and self._trace_pipe is None:
+            self._trace_pipe = TracePipe()
         deadline = None if self.opts.duration is None else time.monotonic() + self.opts.duration
         next_sample = {id(s[0]): time.monotonic() + _interval(s[1]) for s in samples}
         while not self._stop:
@@ -327,6 +438,7 @@ class Runner:
             if deadline is not None:
                 timeout = min(timeout, max(0, int((deadline - now) * 1000)))
             self.poll_buffers(timeout)
+            self._print_printk()
             now = time.monotonic()
             due = [s for s in samples if now >= next_sample[id(s[0])]]
             if due:
@@ -335,6 +447,7 @@ class Runner:
                     next_sample[id(s[0])] = now + _interval(s[1])
         for buf in self._buffers:
             buf.consume()
+        self._print_printk()
         if samples and not self.opts.json:
             self.print_samples(samples)
 
@@ -353,7 +466,14 @@ class Runner:
         self._stop = True
 
     def close(self) -> None:
-        """Detach everything and free the object: nothing stays attached or pinned."""
+        """Detach everything and free the object: nothing stays attached or pinned.
+        Events that did not fit their type are reported here, one line per kind."""
+        if self._tally is not None:
+            for line in self._tally.summary():
+                self.say(f"ecc: warning: {line}")
+        if self._trace_pipe is not None:
+            self._trace_pipe.close()
+            self._trace_pipe = None
         for buf in self._buffers:
             buf.free()
         self._buffers.clear()
@@ -399,6 +519,18 @@ def _per_cpu(handler: Callable[[bytes], int | None]) -> Callable[[int, bytes], N
     return sample
 
 
+def _clear(m: libbpf.Map) -> None:
+    """Empty a sampled map for the next interval. Array elements cannot be
+    deleted (EINVAL), so they are set to zeros, which is what they start as."""
+    if m.type in _ARRAY_MAP_TYPES:
+        zero = bytes(m.value_buffer_size)
+        for key in list(m.keys()):
+            m.update(key, zero)
+        return
+    for key in list(m.keys()):
+        m.delete(key)
+
+
 def _interval(sample: Mapping[str, Any]) -> float:
     value = sample.get("interval", 1000)
     return max(int(value) if isinstance(value, (int, float)) else 1000, 10) / 1000
@@ -407,15 +539,6 @@ def _interval(sample: Mapping[str, Any]) -> float:
 def _sleep_on(fds: list[int], timeout_ms: int) -> None:
     with contextlib.suppress(InterruptedError, OSError):
         select.select(fds, [], [], timeout_ms / 1000)
-
-
-def _int_annotation(ann: Mapping[str, Any], key: str, where: str) -> int | None:
-    value = ann.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise EccError(f"{where}: @{key} must be an integer, got {value!r}")
-    return value
 
 
 def _find_section_map(obj: libbpf.BpfObject, section: str,
@@ -432,6 +555,33 @@ def _map_defs(package: LoadedPackage) -> dict[str, tuple[int | None, int | None]
     if package.btf is None:
         return {}
     return {name: (d.key_id, d.value_id) for name, d in map_defs(package.btf).items()}
+
+
+def program_name(package: LoadedPackage) -> str:
+    """How ``ecc run`` names a package's program: its object name without ``_bpf``."""
+    name = package.obj_name
+    return name[: -len("_bpf")] if name.endswith("_bpf") else name
+
+
+def run_package(package: LoadedPackage, opts: RunOptions, out: TextIO,
+                say: Callable[[str], None]) -> None:
+    """``ecc run`` once the package and its options are known: start, say what runs,
+    poll until stopped (SIGINT, SIGTERM, the duration), detach everything."""
+    libbpf.bump_memlock_rlimit()
+    runner = Runner(package, opts, out, say)
+    try:
+        runner.start(f"{package.origin}: no program could be attached; nothing to run")
+        count = len(runner.attached)
+        waiting = (f"; {len(runner.waiting)} waiting ({', '.join(runner.waiting)})"
+                   if runner.waiting else "")
+        names = f" ({', '.join(a.name for a in runner.attached)})" if count else ""
+        # Handlers first: whoever reads "running" may signal us at once.
+        with stop_on_signals(runner.stop):
+            say(f"ecc: running {program_name(package)}: {count} program"
+                f"{'s' if count != 1 else ''} attached{names}{waiting}; Ctrl-C to stop")
+            runner.poll()
+    finally:
+        runner.close()
 
 
 @contextmanager

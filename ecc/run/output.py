@@ -13,23 +13,40 @@ tests compare exact text.
 - ``sample_map_report`` / ``sample_map_json``: one interval of a map with a
   ``sample`` annotation, as histograms per key or as a key/value table.
 
+- ``iter_report``: what an iterator program wrote: text lines, records
+  decoded with a struct, or a hex dump.
+- ``printk_line``: one line of the kernel's trace pipe (``bpf_printk``).
+
 Plain text is always one line per row: control and other non-printable
 characters in strings are escaped (``\\x07``), the way libbpf's
-``btf_dump_string_data`` shows them.
+``btf_dump_string_data`` shows them. JSON is one object per line whose
+``"type"`` says what it is (``event``, ``hist``, ``kv``, ``iter``,
+``iter_record``, ``iter_bytes``, ``printk``); characters JSON leaves raw
+but a terminal or a line splitter may act on (DEL, C1 controls, U+2028)
+are written as ``\\uXXXX`` escapes, so a line is printable text.
 """
 
 from __future__ import annotations
 
-import json as _json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
+
+from .hexdump import JSON_HEX_CHUNK, decode_text, hex_dump, looks_like_text
+from .jsonline import dumps, escape
 
 __all__ = [
     "EventFormatter",
+    "RecordDecoder",
+    "decode_text",
     "escape",
     "format_value",
+    "hex_dump",
+    "iter_report",
+    "looks_like_text",
+    "printk_line",
     "kv_table",
     "linear_hist",
     "log2_hist",
@@ -47,26 +64,6 @@ _DEFAULT_UNIT = "(unit)"  # eunomia's default when a sample has no "unit"
 # --- single values ----------------------------------------------------------------
 
 
-def escape(text: str) -> str:
-    """``text`` with every non-printable character written as a Python-style
-    escape (``\\x07``, ``\\u2028``), so it cannot break a line or a terminal."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch.isprintable():
-            out.append(ch)
-        else:
-            code = ord(ch)
-            if code < 0x100:
-                out.append(f"\\x{code:02x}")
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-    return "".join(out)
-
-
 def format_value(value: Any) -> str:
     """One decoded value as plain text: strings unquoted and escaped, bools
     as ``true``/``false``, lists and dicts as compact JSON."""
@@ -78,31 +75,7 @@ def format_value(value: Any) -> str:
         return repr(value)
     if value is None:
         return ""
-    return escape(_dumps(value))
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with what JSON cannot hold replaced: non-finite floats by
-    the strings ``"nan"``, ``"inf"``, ``"-inf"``, bytes by a hex string."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return value
-
-
-def _dumps(value: Any) -> str:
-    # Fast path first: almost every event holds only ints and strings.
-    try:
-        return _json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (ValueError, TypeError):
-        return _json.dumps(
-            _jsonable(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        )
+    return escape(dumps(value))
 
 
 def _timestamp(ts: datetime | float) -> datetime:
@@ -140,9 +113,19 @@ class EventFormatter:
     the rest of its row right rather than being cut. JSON mode: no header;
     each row is one compact JSON object, keys in field order, preceded by
     ``"time"`` (ISO 8601 with UTC offset) when ``time`` is set.
+
+    A field missing from ``values`` (a member past the end of a short event)
+    is an empty column in plain mode and left out of the JSON object, so a
+    consumer never mistakes it for a value that arrived (0, "").
+
+    ``envelope`` (``{"type": "event", "map": "rb"}``) opens every JSON object,
+    before ``time``. Its keys and ``time`` then always mean what ``ecc run``
+    says they mean: a member with one of those names is written with a ``_``
+    prefix (``_type``; more when that is taken too). Without an envelope, the
+    member keeps its name and ``time`` is the one prefixed.
     """
 
-    __slots__ = ("fields", "json", "time", "widths", "_time_key")
+    __slots__ = ("fields", "json", "time", "widths", "_time_key", "_envelope", "_rename")
 
     def __init__(
         self,
@@ -151,6 +134,7 @@ class EventFormatter:
         json: bool,
         time: bool = True,
         widths: Sequence[int] | None = None,
+        envelope: Mapping[str, Any] | None = None,
     ) -> None:
         self.fields = tuple(fields)
         self.json = json
@@ -159,21 +143,45 @@ class EventFormatter:
         if len(hints) != len(self.fields):
             raise ValueError(f"{len(hints)} widths for {len(self.fields)} fields")
         self.widths = tuple(max(len(f), w) for f, w in zip(self.fields, hints, strict=True))
-        self._time_key = _time_key(self.fields)
+        self._envelope = dict(envelope) if envelope is not None else None
+        self._rename: dict[str, str] = {}
+        if self._envelope is None:
+            self._time_key = _time_key(self.fields)
+        else:
+            self._time_key = "time"
+            reserved = set(self._envelope) | ({"time"} if time else set())
+            taken = reserved | set(self.fields)
+            for f in self.fields:
+                if f in reserved:
+                    key = "_" + f
+                    while key in taken:
+                        key = "_" + key
+                    taken.add(key)
+                    self._rename[f] = key
 
     def header(self) -> str | None:
         if self.json:
             return None
-        cols = [f.upper().ljust(w) for f, w in zip(self.fields, self.widths, strict=True)]
+        cols = [escape(f.upper()).ljust(w) for f, w in zip(self.fields, self.widths, strict=True)]
         if self.time:
             cols.insert(0, "TIME".ljust(_TIME_WIDTH))
         return " ".join(cols).rstrip()
 
     def row(self, values: Mapping[str, Any], ts: datetime | float) -> str:
         if self.json:
+            if self._envelope is not None:
+                obj = dict(self._envelope)
+                if self.time:
+                    obj["time"] = _iso_time(ts)
+                if self._rename:
+                    rename = self._rename
+                    obj.update((rename.get(k, k), v) for k, v in values.items())
+                else:
+                    obj.update(values)
+                return dumps(obj)
             if not self.time:
-                return _dumps(dict(values))
-            return _dumps({self._time_key: _iso_time(ts), **values})
+                return dumps(dict(values))
+            return dumps({self._time_key: _iso_time(ts), **values})
         cols = [
             format_value(values.get(f)).ljust(w)
             for f, w in zip(self.fields, self.widths, strict=True)
@@ -287,7 +295,7 @@ def _int_opt(sample: Mapping[str, Any], key: str, default: int) -> int:
 
 def _pairs(value: Any, name: str) -> list[str]:
     if isinstance(value, dict):
-        return [f"{k} = {format_value(v)}" for k, v in value.items()]
+        return [f"{escape(str(k))} = {format_value(v)}" for k, v in value.items()]
     return [f"{name} = {format_value(value)}"]
 
 
@@ -324,13 +332,14 @@ def _plain_report(
     rows: list[tuple[Any, Any]], sample: Mapping[str, Any], key_name: str, value_name: str
 ) -> str:
     kind = sample.get("type", "default_kv")
-    if kind not in ("log2_hist", "linear_hist"):
+    if kind not in _HIST_KINDS:
         return kv_table(rows, key_name=key_name, value_name=value_name)
     hists = [(key, h) for key, value in rows if (h := _slots_of(value)) is not None]
     if len(hists) != len(rows):
         # Some value has nothing to draw: show the numbers rather than drop them.
         return kv_table(rows, key_name=key_name, value_name=value_name)
-    unit = str(sample.get("unit", _DEFAULT_UNIT))
+    # The unit is package metadata: as untrusted as the values.
+    unit = escape(str(sample.get("unit", _DEFAULT_UNIT)))
     blocks = []
     for key, (slots, rest) in hists:
         if kind == "log2_hist":
@@ -368,8 +377,8 @@ def kv_table(
         for i in range(len(names))
     ]
     text = [[format_value(c) for c in r] for r in cells]
-    widths = [max([len(n)] + [len(r[i]) for r in text]) for i, n in enumerate(names)]
-    lines = [_table_line([n.upper() for n in names], widths, numeric)]
+    widths = [max([len(escape(n))] + [len(r[i]) for r in text]) for i, n in enumerate(names)]
+    lines = [_table_line([escape(n.upper()) for n in names], widths, numeric)]
     lines += [_table_line(r, widths, numeric) for r in text]
     return "\n".join(lines)
 
@@ -406,13 +415,141 @@ def sample_map_json(
     sample: Mapping[str, Any],
     ts: datetime | float | None = None,
 ) -> str:
-    """One interval as one JSON line:
-    ``{"time": ..., "map": name, "type": ..., "entries": [{"key": k, "value": v}, ...]}``,
-    entries in key order, ``time`` only when ``ts`` is given."""
-    obj: dict[str, Any] = {}
+    """One interval as one JSON line: ``{"type": "hist" or "kv", "map": name,
+    "time": ..., "sample": ..., "entries": [{"key": k, "value": v}, ...]}``.
+    ``type`` is ``hist`` for a ``log2_hist``/``linear_hist`` annotation and
+    ``kv`` for any other; ``sample`` is the annotation's type as written
+    (``default_kv`` when it has none); entries in key order; ``time`` only
+    when ``ts`` is given."""
+    kind = sample.get("type", "default_kv")
+    obj: dict[str, Any] = {"type": "hist" if kind in _HIST_KINDS else "kv", "map": name}
     if ts is not None:
         obj["time"] = _iso_time(ts)
-    obj["map"] = name
-    obj["type"] = sample.get("type", "default_kv")
+    obj["sample"] = kind
     obj["entries"] = [{"key": k, "value": v} for k, v in _sorted(entries)]
-    return _dumps(obj)
+    return dumps(obj)
+
+
+_HIST_KINDS = ("log2_hist", "linear_hist")
+
+
+# --- iterators ------------------------------------------------------------------------
+
+
+class RecordDecoder(Protocol):
+    """What ``iter_report`` needs of a struct decoder (``ecc.run.decode.Decoder``)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+
+    @property
+    def widths(self) -> tuple[int, ...]: ...
+
+    def decode(self, data: bytes) -> dict[str, Any]: ...
+
+
+def _bytes_report(program: str, data: bytes, start: int, json: bool) -> list[str]:
+    if not json:
+        return [hex_dump(data, start)] if data else []
+    return [
+        dumps({"type": "iter_bytes", "program": program, "offset": start + off,
+                "hex": data[off : off + JSON_HEX_CHUNK].hex()})
+        for off in range(0, len(data), JSON_HEX_CHUNK)
+    ]
+
+
+def _records_report(program: str, data: bytes, decoder: RecordDecoder, json: bool) -> list[str]:
+    size = decoder.size
+    count = len(data) // size
+    formatter = EventFormatter(decoder.fields, json=json, time=False, widths=decoder.widths,
+                               envelope={"type": "iter_record", "program": program})
+    lines: list[str] = []
+    header = formatter.header()
+    if header:
+        lines.append(header)
+    for i in range(count):
+        lines.append(formatter.row(decoder.decode(data[i * size : (i + 1) * size]), 0))
+    # A tail shorter than one record is shown, not dropped: it is what the
+    # program wrote, and a wrong struct shows up there first.
+    return lines + _bytes_report(program, data[count * size :], count * size, json)
+
+
+def iter_report(
+    program: str,
+    data: bytes,
+    *,
+    json: bool,
+    named: RecordDecoder | None = None,
+    candidates: Sequence[RecordDecoder] = (),
+) -> tuple[str, str]:
+    """What iterator ``program`` wrote, as complete lines (``""`` for no
+    bytes), and how it was read: ``"records"``, ``"text"`` or ``"bytes"``.
+
+    - ``named`` (the struct the program names, ``@export``): records of it,
+      whatever the bytes look like;
+    - else text (``looks_like_text``): one line per line written; plain
+      lines escaped (tabs expanded first, so columns stay), JSON
+      ``{"type": "iter", "program": ..., "text": ...}``;
+    - else the first of ``candidates`` (the export header's structs) whose
+      size divides the length: records of it;
+    - else bytes: a hex dump, or ``{"type": "iter_bytes", "program": ...,
+      "offset": N, "hex": ...}`` objects of up to 64 bytes.
+
+    Records print like events without a time: a header and aligned rows, or
+    ``{"type": "iter_record", "program": ..., <members>}``; a tail shorter
+    than one record follows as bytes.
+    """
+    if not data:
+        return "", "text"
+    if named is not None and named.size > 0:
+        return _lines(_records_report(program, data, named, json)), "records"
+    if looks_like_text(data):
+        text = decode_text(data)
+        rows = text.split("\n")
+        if rows[-1] == "":
+            rows.pop()  # the newline that ends the last line
+        if json:
+            lines = [dumps({"type": "iter", "program": program, "text": r}) for r in rows]
+        else:
+            lines = [escape(r.expandtabs()) for r in rows]
+        return _lines(lines), "text"
+    for decoder in candidates:
+        if decoder.size > 0 and len(data) % decoder.size == 0:
+            return _lines(_records_report(program, data, decoder, json)), "records"
+    return _lines(_bytes_report(program, data, 0, json)), "bytes"
+
+
+def _lines(lines: list[str]) -> str:
+    return "".join(line + "\n" for line in lines)
+
+
+# --- the trace pipe ----------------------------------------------------------------------
+
+# `<comm>-<pid> [<cpu>] <flags> <seconds>: <event>: <message>`, the trace
+# pipe's format; comm may itself hold '-' and spaces, so pid is the last
+# '-digits' before the CPU column. The flags column is absent on old kernels.
+_TRACE_LINE = re.compile(
+    r"^\s*(?P<comm>.*)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:\S{4,5}\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>[^:]+):\s?(?P<text>.*)$"
+)
+
+
+def printk_line(line: str, *, json: bool) -> str:
+    """One trace pipe line (no newline), as one output line (no newline).
+
+    JSON: ``{"type": "printk", "comm": ..., "pid": N, "cpu": N, "timestamp":
+    seconds since boot, "text": the message}``, or only ``type`` and ``text``
+    (the whole line) when the line is not in the trace format. Plain: the
+    line as the kernel wrote it, leading blanks removed, after ``printk: ``,
+    escaped.
+    """
+    if not json:
+        return "printk: " + escape(line.strip().expandtabs())
+    m = _TRACE_LINE.match(line)
+    if m is None:
+        return dumps({"type": "printk", "text": line})
+    return dumps({"type": "printk", "comm": m["comm"], "pid": int(m["pid"]),
+                   "cpu": int(m["cpu"]), "timestamp": float(m["ts"]), "text": m["text"]})

@@ -346,7 +346,7 @@ def test_sample_json() -> None:
     entries = [({"pid": 2}, {"slots": [1, 0]}), ({"pid": 1}, {"slots": [0, 3]})]
     line = sample_map_json("hists", entries, LOG2)
     assert line == (
-        '{"map":"hists","type":"log2_hist","entries":['
+        '{"type":"hist","map":"hists","sample":"log2_hist","entries":['
         '{"key":{"pid":1},"value":{"slots":[0,3]}},'
         '{"key":{"pid":2},"value":{"slots":[1,0]}}]}'
     )
@@ -355,9 +355,9 @@ def test_sample_json() -> None:
 
 def test_sample_json_time_and_default_type() -> None:
     assert sample_map_json("m", [(1, 2.5)], {}, TS) == (
-        '{"time":"2024-05-01T13:02:03.456789+00:00","map":"m","type":"default_kv",'
-        '"entries":[{"key":1,"value":2.5}]}'
+        '{"type":"kv","map":"m","time":"2024-05-01T13:02:03.456789+00:00",'
+        '"sample":"default_kv","entries":[{"key":1,"value":2.5}]}'
     )
     assert sample_map_report("m", [], {}, json=True) == (
-        '{"map":"m","type":"default_kv","entries":[]}\n'
+        '{"type":"kv","map":"m","sample":"default_kv","entries":[]}\n'
     )

@@ -174,6 +174,21 @@ def skeleton_header(object_bytes: bytes, obj: BpfObject, btf: Btf, meta: Mapping
         "#include <stdlib.h>",
         '#include "libbpf-wasm.h"',
         "",
+        *_struct_lines(o, sections, maps, progs),
+        _object_array(o, object_bytes),
+        "",
+        *_create_lines(o, maps, progs, by_ident),
+        *_open_lines(o, sections),
+        f"#endif /* {guard} */",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _struct_lines(o: str, sections: list[DataSection], maps: list[dict[str, str]],
+                  progs: list[dict[str, str]]) -> list[str]:
+    """The section structs and ``struct <obj>``: maps, programs, the data pointers."""
+    return [
         *(s.definition + "\n" for s in sections),
         f"struct {o} {{",
         "    struct bpf_object_skeleton *skeleton;",
@@ -186,8 +201,13 @@ def skeleton_header(object_bytes: bytes, obj: BpfObject, btf: Btf, meta: Mapping
         *(f"    struct {o}__{s.ident} *{s.ident};" for s in sections if s.in_file),
         "};",
         "",
-        _object_array(o, object_bytes),
-        "",
+    ]
+
+
+def _create_lines(o: str, maps: list[dict[str, str]], progs: list[dict[str, str]],
+                  by_ident: Mapping[str, DataSection]) -> list[str]:
+    """``__elf_bytes``, ``__destroy`` and ``__create_skeleton``: the object's bytes and names."""
+    return [
         f"static inline const void *{o}__elf_bytes(size_t *sz)",
         "{",
         f"    *sz = sizeof({o}__object);",
@@ -235,6 +255,12 @@ def skeleton_header(object_bytes: bytes, obj: BpfObject, btf: Btf, meta: Mapping
         "    return 0;",
         "}",
         "",
+    ]
+
+
+def _open_lines(o: str, sections: list[DataSection]) -> list[str]:
+    """``__open_opts`` and the lifecycle over it: open, load, attach, detach."""
+    return [
         f"static inline struct {o} *{o}__open_opts(const struct bpf_object_open_opts *opts)",
         "{",
         f"    struct {o} *obj = calloc(1, sizeof(*obj));",
@@ -293,10 +319,8 @@ def skeleton_header(object_bytes: bytes, obj: BpfObject, btf: Btf, meta: Mapping
         "    bpf_object__detach_skeleton(obj->skeleton);",
         "}",
         "",
-        f"#endif /* {guard} */",
-        "",
     ]
-    return "\n".join(lines)
+
 
 
 def _ident(entry: Mapping[str, str]) -> str:

@@ -63,7 +63,7 @@ from .diagnosis import _verifier_log as _verifier_log
 from .diagnosis import libbpf_strerror
 from .kernel import bump_memlock_rlimit, ensure_tracefs, online_cpus, open_cpu_clock_event
 from .objects import BpfObject, Map, num_possible_cpus
-from .programs import Link, Program
+from .programs import HookBusy, Link, Program, xdp_program_id
 
 __all__ = [
     "BPF_TC_CUSTOM",
@@ -74,6 +74,7 @@ __all__ = [
     "XDP_FLAGS_SKB_MODE",
     "XDP_FLAGS_UPDATE_IF_NOEXIST",
     "BpfObject",
+    "HookBusy",
     "Link",
     "Map",
     "MapType",
@@ -91,4 +92,5 @@ __all__ = [
     "online_cpus",
     "open_cpu_clock_event",
     "read_iter",
+    "xdp_program_id",
 ]

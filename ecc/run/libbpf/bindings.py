@@ -11,16 +11,20 @@ progress, so errors can quote them and ``captured_log()`` can show them.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import logging
 import os
-import platform
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final, Self, TypeVar
 
 from ...errors import EccError, ToolNotFoundError
 
-_log = logging.getLogger("ecc.libbpf")
+
+def _logger() -> Any:
+    """The ``ecc.libbpf`` logger once :mod:`logging` is imported (by ``-v`` or an
+    application), else None: importing logging would slow every ``ecc run`` start."""
+    logging = sys.modules.get("logging")
+    return logging.getLogger("ecc.libbpf") if logging is not None else None
 
 # --- constants from the kernel uapi and libbpf headers -----------------------
 
@@ -41,6 +45,8 @@ _XDP_FLAGS_MODES: Final = XDP_FLAGS_SKB_MODE | XDP_FLAGS_DRV_MODE | XDP_FLAGS_HW
 BPF_TC_INGRESS: Final = 1 << 0
 BPF_TC_EGRESS: Final = 1 << 1
 BPF_TC_CUSTOM: Final = 1 << 2
+# enum bpf_tc_flags: replace the filter of the same handle and priority
+BPF_TC_F_REPLACE: Final = 1 << 0
 
 # size of va_list as va_copy() copies it; see _format_va_list.
 _VA_LIST_COPY_SIZE: Final = {"x86_64": 24, "AMD64": 24, "aarch64": 32, "arm64": 32}
@@ -57,12 +63,29 @@ class ProgType:
     XDP: Final = 6
     PERF_EVENT: Final = 7
     CGROUP_SKB: Final = 8
+    CGROUP_SOCK: Final = 9
+    LWT_IN: Final = 10
+    LWT_OUT: Final = 11
+    LWT_XMIT: Final = 12
+    SOCK_OPS: Final = 13
+    SK_SKB: Final = 14
+    CGROUP_DEVICE: Final = 15
+    SK_MSG: Final = 16
     RAW_TRACEPOINT: Final = 17
+    CGROUP_SOCK_ADDR: Final = 18
+    LWT_SEG6LOCAL: Final = 19
+    LIRC_MODE2: Final = 20
+    SK_REUSEPORT: Final = 21
+    FLOW_DISSECTOR: Final = 22
+    CGROUP_SYSCTL: Final = 23
+    CGROUP_SOCKOPT: Final = 25
     TRACING: Final = 26
     STRUCT_OPS: Final = 27
     EXT: Final = 28
     LSM: Final = 29
+    SK_LOOKUP: Final = 30
     SYSCALL: Final = 31
+    NETFILTER: Final = 32
 
 
 class MapType:
@@ -240,6 +263,7 @@ _PROTOTYPES: Final[dict[str, tuple[Any, list[Any]]]] = {
     "bpf_program__attach_perf_event": (_P, [_P, _I]),
     "bpf_program__attach_uprobe_opts": (_P, [_P, _I, _S, _SZ, ctypes.POINTER(_UprobeOpts)]),
     "bpf_program__attach_iter": (_P, [_P, _P]),
+    "bpf_program__attach_cgroup": (_P, [_P, _I]),
     # links
     "bpf_link__fd": (_I, [_P]),
     "bpf_link__destroy": (_I, [_P]),
@@ -247,6 +271,7 @@ _PROTOTYPES: Final[dict[str, tuple[Any, list[Any]]]] = {
     # netlink attachments
     "bpf_xdp_attach": (_I, [_I, _I, _U32, ctypes.POINTER(_XdpAttachOpts)]),
     "bpf_xdp_detach": (_I, [_I, _U32, ctypes.POINTER(_XdpAttachOpts)]),
+    "bpf_xdp_query_id": (_I, [_I, _I, ctypes.POINTER(_U32)]),
     "bpf_tc_hook_create": (_I, [ctypes.POINTER(_TcHook)]),
     "bpf_tc_hook_destroy": (_I, [ctypes.POINTER(_TcHook)]),
     "bpf_tc_attach": (_I, [ctypes.POINTER(_TcHook), ctypes.POINTER(_TcOpts)]),
@@ -302,9 +327,10 @@ _STATE = _State()
 def load_libbpf(path: str | None = None) -> ctypes.CDLL:
     """Load libbpf.so.1 once per process, declare its prototypes, install the print hook.
 
-    Without `path`, ctypes.util's search runs first, then the usual install
-    directories. One libbpf per process: its print callback is process-wide,
-    so asking for a different file after the first load is an error.
+    Without `path`, the dynamic linker's own search for libbpf.so.1 runs first,
+    then ctypes.util's, then the usual install directories. One libbpf per
+    process: its print callback is process-wide, so asking for a different file
+    after the first load is an error.
     """
     if _STATE.lib is not None:
         if path is not None and _STATE.lib_path not in {path, os.path.realpath(path)}:
@@ -312,7 +338,7 @@ def load_libbpf(path: str | None = None) -> ctypes.CDLL:
                 f"libbpf is already loaded from {_STATE.lib_path}; cannot also load {path}"
             )
         return _STATE.lib
-    candidates = [path] if path is not None else _candidate_paths()
+    candidates: Iterable[str] = [path] if path is not None else _candidate_paths()
     lib: ctypes.CDLL | None = None
     tried: list[str] = []
     for cand in candidates:
@@ -341,8 +367,7 @@ def load_libbpf(path: str | None = None) -> ctypes.CDLL:
     major, minor = int(lib.libbpf_major_version()), int(lib.libbpf_minor_version())
     if major < 1:
         raise EccError(f"{path} is libbpf {major}.{minor}; ecc needs libbpf 1.x (package libbpf1)")
-    libc_name = ctypes.util.find_library("c") or "libc.so.6"
-    libc = ctypes.CDLL(libc_name, use_errno=True)
+    libc = _load_libc()
     libc.vsnprintf.restype = ctypes.c_int
     libc.vsnprintf.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
     _STATE.libc = libc
@@ -378,12 +403,30 @@ def _mapped_path(lib: ctypes.CDLL, libc: ctypes.CDLL) -> str | None:
     return os.path.realpath(os.fsdecode(info.dli_fname))
 
 
-def _candidate_paths() -> list[str]:
-    found = ctypes.util.find_library("bpf")
+def _load_libc() -> ctypes.CDLL:
+    # By its soname first: ctypes.util.find_library runs `ldconfig -p` in a
+    # subprocess, which every `ecc run` would wait for.
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _candidate_paths() -> Iterator[str]:
+    """Where libbpf may be, each looked up only when the one before did not load: the
+    soname (what ctypes.util finds, without its ``ldconfig -p`` subprocess), then
+    ctypes.util's answer, then the install directories."""
+    yield "libbpf.so.1"
+    from ctypes.util import find_library
+
+    found = find_library("bpf")
     # find_library may return libbpf.so.0 on old systems; the version check
     # after loading rejects it with a clear message.
-    first = [found] if found else []
-    return first + ["libbpf.so.1", *(p for p in _SEARCH_PATHS if os.path.exists(p))]
+    if found and found != "libbpf.so.1":
+        yield found
+    yield from (p for p in _SEARCH_PATHS if os.path.exists(p))
 
 
 def libbpf_version() -> tuple[int, int]:
@@ -407,7 +450,7 @@ def _format_va_list(fmt: int, args: int) -> str:
     libc = _STATE.libc
     if libc is None:  # pragma: no cover - the callback is installed after libc
         return ""
-    copy_size = _VA_LIST_COPY_SIZE.get(platform.machine())
+    copy_size = _VA_LIST_COPY_SIZE.get(os.uname().machine)
     if copy_size is not None:
         copy = ctypes.create_string_buffer(copy_size)
         ctypes.memmove(copy, args, copy_size)
@@ -428,13 +471,16 @@ def _on_libbpf_print(level: int, fmt: int | None, args: int | None) -> int:
             return 0
         # Debug messages are many (one per relocation); format them only when
         # someone will read them.
-        if level >= LIBBPF_DEBUG and not (_STATE.want_debug or _log.isEnabledFor(logging.DEBUG)):
+        log = _logger()
+        if level >= LIBBPF_DEBUG and not (_STATE.want_debug or (
+                log is not None and log.isEnabledFor(10))):  # logging.DEBUG
             return 0
         text = _format_va_list(fmt, args)
         _STATE.chunks.append(text)
         # libbpf messages end in "\n"; forwarded at DEBUG because every failure
         # that matters is raised with the relevant part of the log attached.
-        _log.debug("%s", text.rstrip("\n"))
+        if log is not None:
+            log.debug("%s", text.rstrip("\n"))
     except Exception:  # an exception must not unwind into libbpf
         return 0
     return 0

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import logging
 import os
-import platform
 import resource
 from typing import Final
 
+from ... import log
 from ...errors import LibbpfError
-
-_log = logging.getLogger("ecc.libbpf")
 
 
 def _tracefs_events_dir() -> str | None:
@@ -100,9 +97,9 @@ def online_cpus() -> list[int]:
 
 def open_cpu_clock_event(cpu: int, freq: int) -> int:
     """A software CPU-clock perf event on `cpu` sampling `freq` times a second; its fd."""
-    nr = _PERF_EVENT_OPEN_NR.get(platform.machine())
+    nr = _PERF_EVENT_OPEN_NR.get(os.uname().machine)
     if nr is None:
-        raise LibbpfError(f"perf_event_open: unknown syscall number on {platform.machine()}",
+        raise LibbpfError(f"perf_event_open: unknown syscall number on {os.uname().machine}",
                           _errno.ENOSYS)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
@@ -137,4 +134,4 @@ def bump_memlock_rlimit() -> None:
             try:
                 resource.setrlimit(resource.RLIMIT_MEMLOCK, (hard, hard))
             except (OSError, ValueError) as exc:
-                _log.debug("cannot raise RLIMIT_MEMLOCK: %s", exc)
+                log.info("cannot raise RLIMIT_MEMLOCK: %s", exc)

@@ -10,14 +10,18 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno as _errno
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
 from ...errors import LibbpfError
 from .bindings import (
+    _U32,
     _XDP_FLAGS_MODES,
     BPF_TC_EGRESS,
+    BPF_TC_F_REPLACE,
     BPF_TC_INGRESS,
+    XDP_FLAGS_UPDATE_IF_NOEXIST,
     _Capture,
     _opts,
     _TcHook,
@@ -27,9 +31,28 @@ from .bindings import (
     load_libbpf,
 )
 from .diagnosis import _attach_error, _error, _ptr_errno
+from .kernel import online_cpus, open_cpu_clock_event
 
 if TYPE_CHECKING:
     from .objects import BpfObject
+
+
+class HookBusy(LibbpfError):
+    """The XDP or tc hook already holds another program (``holder``: its id, 0 when
+    the kernel does not say); attaching again with ``replace=True`` takes its place."""
+
+    def __init__(self, message: str, errno: int, holder: int = 0) -> None:
+        super().__init__(message, errno)
+        self.holder = holder
+
+
+def xdp_program_id(ifindex: int) -> int:
+    """The id of the XDP program attached to ``ifindex`` in any mode; 0 for none."""
+    prog_id = _U32(0)
+    rc = int(load_libbpf().bpf_xdp_query_id(ifindex, 0, ctypes.byref(prog_id)))
+    if rc < 0:
+        raise _error(f"querying the XDP program of ifindex {ifindex}", rc)
+    return int(prog_id.value)
 
 
 class Program:
@@ -85,7 +108,7 @@ class Program:
         handle = self._handle()
         return self._link("attach", lambda: self._lib.bpf_program__attach(handle))
 
-    def attach_xdp(self, ifindex: int, flags: int = 0) -> Link:
+    def attach_xdp(self, ifindex: int, flags: int = 0, *, replace: bool = False) -> Link:
         """Attach to network interface `ifindex`.
 
         flags == 0: a bpf_link (bpf_program__attach_xdp); the kernel picks the
@@ -95,25 +118,38 @@ class Program:
         Link.destroy() detaches with bpf_xdp_detach, only if our program is
         still the one attached. A netlink attachment outlives the process if
         never destroyed; its Link has fd -1.
+
+        A hook that already holds a program raises :class:`HookBusy`. With
+        ``replace``, a program attached there through netlink is replaced (a
+        netlink attachment of ours, flags without UPDATE_IF_NOEXIST); one held
+        by another process's link cannot be, and stays ``HookBusy``.
         """
         handle = self._handle()
-        if flags == 0:
-            return self._link(
-                f"attach to ifindex {ifindex}",
-                lambda: self._lib.bpf_program__attach_xdp(handle, ifindex),
-            )
+        if flags == 0 and not replace:
+            try:
+                return self._link(
+                    f"attach to ifindex {ifindex}",
+                    lambda: self._lib.bpf_program__attach_xdp(handle, ifindex),
+                )
+            except LibbpfError as exc:
+                raise self._busy_xdp(ifindex, exc) from None
         prog_fd = self.fd
+        if replace:
+            flags &= ~XDP_FLAGS_UPDATE_IF_NOEXIST
         with _Capture() as cap:
             rc = int(self._lib.bpf_xdp_attach(ifindex, prog_fd, flags, None))
         self._obj._note_log(cap.text)
         if rc < 0:
-            raise _attach_error(
+            error = _attach_error(
                 self.name,
                 self.section_name,
                 f"attach to ifindex {ifindex} with XDP flags {flags:#x}",
                 rc,
                 cap.text,
             )
+            if isinstance(error, LibbpfError):
+                raise self._busy_xdp(ifindex, error) from None
+            raise error
         lib = self._lib
         detach_flags = flags & _XDP_FLAGS_MODES
 
@@ -125,6 +161,34 @@ class Program:
 
         return Link(None, f"{self.name} (xdp on ifindex {ifindex})", detach=detach)
 
+    def _busy_xdp(self, ifindex: int, exc: LibbpfError) -> LibbpfError:
+        """``exc`` as HookBusy when the hook holds another program (the kernel
+        says EBUSY or EEXIST), else as it is."""
+        if exc.errno not in (_errno.EBUSY, _errno.EEXIST):
+            return exc
+        try:
+            holder = xdp_program_id(ifindex)
+        except LibbpfError:
+            holder = 0
+        held = f"program id {holder}" if holder else "another program"
+        return HookBusy(f"program '{self.name}' ({self.section_name}): the XDP hook of "
+                        f"ifindex {ifindex} already holds {held}", exc.errno, holder)
+
+    def attach_cgroup(self, cgroup_path: str) -> Link:
+        """bpf_program__attach_cgroup to the cgroup (v2) folder ``cgroup_path``."""
+        try:
+            cgroup_fd = os.open(cgroup_path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise LibbpfError(f"program '{self.name}' ({self.section_name}): cannot open "
+                              f"cgroup {cgroup_path}: {exc.strerror}", exc.errno or 0) from None
+        handle = self._handle()
+        try:
+            # The link keeps its own reference to the cgroup: the fd is ours to close.
+            return self._link(f"attach to cgroup {cgroup_path}",
+                              lambda: self._lib.bpf_program__attach_cgroup(handle, cgroup_fd))
+        finally:
+            os.close(cgroup_fd)
+
     def attach_perf_event(self, pfd: int) -> Link:
         """Attach to an open perf event fd (perf_event_open)."""
         handle = self._handle()
@@ -132,6 +196,25 @@ class Program:
             "attach to a perf event",
             lambda: self._lib.bpf_program__attach_perf_event(handle, pfd),
         )
+
+    def attach_cpu_clock(self, freq: int) -> list[Link]:
+        """Attach to a CPU-clock perf event of ``freq`` Hz on every online CPU (how a
+        ``perf_event`` program samples); all or none: a failure detaches the others.
+        The links own the event fds: libbpf closes them when a link is destroyed."""
+        links: list[Link] = []
+        try:
+            for cpu in online_cpus():
+                fd = open_cpu_clock_event(cpu, freq)
+                try:
+                    links.append(self.attach_perf_event(fd))
+                except BaseException:
+                    os.close(fd)
+                    raise
+        except BaseException:
+            for link in links:
+                link.destroy()
+            raise
+        return links
 
     def attach_uprobe(
         self,
@@ -176,6 +259,7 @@ class Program:
         parent: int = 0,
         handle: int = 0,
         priority: int = 0,
+        replace: bool = False,
     ) -> Link:
         """Attach a SCHED_CLS program as a direct-action cls_bpf filter (netlink).
 
@@ -183,6 +267,8 @@ class Program:
         then the filter (bpf_tc_attach). handle/priority 0 let the kernel pick.
         Link.destroy() removes the filter, and the qdisc too if we created it.
         attach_point is BPF_TC_INGRESS, BPF_TC_EGRESS or BPF_TC_CUSTOM (with `parent`).
+        A filter of the same handle and priority already there raises
+        :class:`HookBusy`, unless ``replace`` (then ours takes its place).
         """
         prog_fd = self.fd
         lib = self._lib
@@ -193,13 +279,20 @@ class Program:
         if rc < 0 and rc != -_errno.EEXIST:
             raise _attach_error(self.name, self.section_name, f"create {where}", rc, cap.text)
         created = rc == 0
-        opts = _opts(_TcOpts, prog_fd=prog_fd, handle=handle, priority=priority)
+        opts = _opts(_TcOpts, prog_fd=prog_fd, handle=handle, priority=priority,
+                     flags=BPF_TC_F_REPLACE if replace else 0)
         with _Capture() as cap:
             rc = int(lib.bpf_tc_attach(ctypes.byref(hook), ctypes.byref(opts)))
         self._obj._note_log(cap.text)
         if rc < 0:
             if created:
                 _destroy_tc_hook(lib, ifindex)
+            if rc == -_errno.EEXIST:
+                point = {BPF_TC_INGRESS: "ingress", BPF_TC_EGRESS: "egress"}.get(
+                    attach_point, f"{attach_point:#x}")
+                raise HookBusy(f"program '{self.name}' ({self.section_name}): the tc {point} "
+                               f"hook of ifindex {ifindex} already holds a filter with handle "
+                               f"{handle} and priority {priority}", _errno.EEXIST)
             raise _attach_error(self.name, self.section_name, f"attach to {where}", rc, cap.text)
         # bpf_tc_detach wants exactly handle and priority, with the rest zero.
         got_handle, got_priority = int(opts.handle), int(opts.priority)

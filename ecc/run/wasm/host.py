@@ -29,7 +29,6 @@ maps: the host process's other descriptors are none of its business.
 from __future__ import annotations
 
 import errno as _errno
-import os
 import socket
 import sys
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from typing import TextIO
 
 from ...errors import EccError, KernelLimitError, LibbpfError, WasmError
 from .. import libbpf
-from .guest import Guest, GuestFault, GuestStopped, u32
+from .guest import Guest, GuestFault, u32
 
 MAP_TYPE_PERF_EVENT_ARRAY = 4
 MAP_TYPE_RINGBUF = 27
@@ -135,7 +134,7 @@ class BpfHost:
 
     def functions(self) -> dict[str, Callable[..., int]]:
         """import name -> ``f(guest, *wasm args) -> result``, raising WasmError for a
-        broken guest, GuestStopped for a signal."""
+        broken guest; after a stop signal, polls return -EINTR."""
         impl: dict[str, Callable[..., int]] = {
             "wasm_load_bpf_object": self.load_object,
             "wasm_attach_bpf_program": self.attach_program,
@@ -148,17 +147,16 @@ class BpfHost:
 
     def _guarded(self, name: str, fn: Callable[..., int]) -> Callable[..., int]:
         def call(guest: Guest, *args: int) -> int:
-            self._check_stop()
             try:
                 return fn(guest, *args)
             except GuestFault as exc:
                 raise WasmError(f"{self.origin}: {name}: {exc}") from None
         return call
 
-    def _check_stop(self) -> None:
-        signum = self._stop_signal()
-        if signum is not None:
-            raise GuestStopped(signum)
+    def _stopping(self) -> bool:
+        # Asked to stop (signals.py): polls answer -EINTR so the guest can end by itself;
+        # its other calls (close, map reads) still work while it cleans up.
+        return self._stop_signal() is not None
 
     def _warn(self, name: str, exc: BaseException) -> None:
         # The guest gets only an errno; the user also gets libbpf's reason, in one line.
@@ -334,12 +332,14 @@ class BpfHost:
         remaining = None if timeout_ms < 0 else timeout_ms
         while True:
             slice_ms = POLL_SLICE_MS if remaining is None else min(remaining, POLL_SLICE_MS)
+            if self._stopping():
+                return -_errno.EINTR
             try:
                 count = buf.buffer.poll(slice_ms)
             except LibbpfError as exc:
-                self._check_stop()
-                return _errno_of(exc)
-            self._check_stop()
+                return -_errno.EINTR if self._stopping() else _errno_of(exc)
+            if self._stopping():
+                return -_errno.EINTR
             if remaining is not None:
                 remaining -= slice_ms
             if count > 0 or (remaining is not None and remaining <= 0):
@@ -421,25 +421,8 @@ def _attach(prog: libbpf.Program, target: str | None) -> list[libbpf.Link]:
         raise LibbpfError(f"{where}: attaching to a cgroup or socket map is not supported",
                           _errno.EOPNOTSUPP)
     if kind == "perf_event":
-        return _attach_perf_event(prog)
+        return prog.attach_cpu_clock(DEFAULT_PERF_FREQ)
     return [prog.attach()]
-
-
-def _attach_perf_event(prog: libbpf.Program) -> list[libbpf.Link]:
-    links: list[libbpf.Link] = []
-    try:
-        for cpu in libbpf.online_cpus():
-            fd = libbpf.open_cpu_clock_event(cpu, DEFAULT_PERF_FREQ)
-            try:
-                links.append(prog.attach_perf_event(fd))
-            except BaseException:
-                os.close(fd)
-                raise
-    except BaseException:
-        for link in links:
-            link.destroy()
-        raise
-    return links
 
 
 def describe(params: tuple[str, ...], results: tuple[str, ...]) -> str:

@@ -1,5 +1,11 @@
 """SIGINT and SIGTERM stop a guest wherever it is, even in code that never returns.
 
+The first signal asks the guest to end: its poll returns -EINTR, as the wasm-bpf
+runtime's does, so that a guest written for it leaves its loop, frees what it
+loaded and flushes its output (its stdout is buffered in its own memory, lost if
+it is cut short). A guest that has not ended ``GRACE_SECONDS`` later, or a second
+signal, interrupts it where it is.
+
 Python runs its signal handlers only between bytecodes of the main thread, and a
 guest spinning in WebAssembly (in ``_start`` or in a sample callback called from
 libbpf) gives it none. What does run at once is the C-level handler, which writes
@@ -21,6 +27,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GRACE_SECONDS = 1.0
 
 
 class StopOnSignals:
@@ -35,14 +42,21 @@ class StopOnSignals:
         self._old_wakeup = -1
         self._pair: tuple[socket.socket, socket.socket] | None = None
         self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
 
     def _stop(self, signum: int) -> None:
-        if self.signum is None:
-            self.signum = signum
-        self._interrupt()
+        if self.signum is not None:  # a second signal: no more grace
+            self._interrupt()
+            return
+        self.signum = signum
+        self._timer = threading.Timer(GRACE_SECONDS, self._interrupt)
+        self._timer.daemon = True
+        self._timer.start()
 
     def _handler(self, signum: int, _frame: FrameType | None) -> None:
-        self._stop(signum)
+        # Only replaces the default (KeyboardInterrupt, death): the watcher thread acts,
+        # once per signal, from the wakeup fd that the C-level handler wrote to.
+        pass
 
     def _watch(self, reader: socket.socket) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
@@ -72,6 +86,8 @@ class StopOnSignals:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if self._pair is None:
             return
         for sig, previous in self._old.items():

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* Case extern_usdt: libbpf-bootstrap's usdt example. <bpf/usdt.bpf.h> declares
  * `extern const _Bool LINUX_HAS_BPF_COOKIE __kconfig` and uses it only from its
- * inline functions, so the .kconfig extern comes from the precompiled prefix: a
- * warm build must keep its BTF (issue 27), or libbpf refuses the object with
- * "failed to find BTF for extern 'LINUX_HAS_BPF_COOKIE'". */
+ * inline functions. Were usdt.bpf.h in the precompiled prefix, a warm build would
+ * lose the extern's BTF (issue 27) and libbpf would refuse the object with
+ * "failed to find BTF for extern 'LINUX_HAS_BPF_COOKIE'"; the prefix stops at
+ * bpf_helpers.h, and the build checks every extern's BTF all the same. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/usdt.bpf.h>
