@@ -17,6 +17,11 @@ Each pass builds every program, two at a time:
                `llvm-strip -g` (what a Makefile does);
 - cold / warm: one `ecc build` process per program (as a CI job runs them),
                with the cache emptied first / with what the cold pass left;
+- warm venv:   the warm pass again, with ecc run from a fresh venv
+               (`python -m venv --without-pip`, ecc installed in it, its
+               dependencies on a plain path entry so that this interpreter's
+               site-packages `.pth` files do not run): a user's clean install,
+               printed beside this interpreter's numbers (`--no-venv` skips it);
 - batch cold / batch warm: one `ecc build -j 2` of the whole corpus, each
                program's time from its status line.
 
@@ -26,7 +31,7 @@ machine's (from /proc/stat) during a pass, and a pass ends only when no
 precompiled header is being made: background work is counted where it was
 caused. Then the cache's size and entries.
 
-    python3 benchmarks/corpus.py [--rounds N] [--tools N]
+    python3 benchmarks/corpus.py [--rounds N] [--tools N] [--no-venv]
 """
 
 from __future__ import annotations
@@ -45,10 +50,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from run import make_venv
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TARGETS = {"cold": 1.1, "warm": 0.6, "batch cold": 1.1, "batch warm": 0.6}
+TARGETS = {"cold": 1.1, "warm": 0.6, "warm venv": 0.6, "batch cold": 1.1, "batch warm": 0.6}
 CACHE_TARGET = 100 << 20
 
 
@@ -324,7 +331,8 @@ _STATUS = re.compile(r"\bok\s+(\S+\.bpf\.c)\s+(\d+) ms")
 
 def batch(py: str, programs: list[Program], env: dict[str, str]) -> dict[str, float]:
     done = subprocess.run([py, "-m", "ecc", "build", "-j", "2", *(str(p.source) for p in programs)],
-                          check=True, capture_output=True, text=True, env=env)
+                          check=True, capture_output=True, text=True, env=env,
+                          cwd=programs[0].source.parent)  # not an ecc folder: PYTHONPATH's ecc
     times = {}
     for match in _STATUS.finditer(done.stderr):
         times[match.group(1)] = int(match.group(2)) / 1000
@@ -340,6 +348,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tools", type=int, default=24)
+    parser.add_argument("--no-venv", action="store_true",
+                        help="Only this interpreter (no warm pass from a fresh venv).")
     args = parser.parse_args()
 
     from ecc.compiler import compile as cc
@@ -375,15 +385,24 @@ def main() -> int:
             return [[*argv, "-c", str(p.source), "-o", str(obj)],
                     [strip, "-g", str(obj), "-o", str(obj.with_suffix(".stripped.o"))]]
 
-        def ecc(p: Program) -> list[list[str]]:
-            return [[py, "-m", "ecc", "build", str(p.source),
+        def ecc(p: Program, python: str = py) -> list[list[str]]:
+            return [[python, "-m", "ecc", "build", str(p.source),
                      *([str(p.header)] if p.header else [])]]
+
+        venv_py = None if args.no_venv else make_venv(work)
+        venv_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+
+        def ecc_venv(p: Program) -> list[list[str]]:
+            return ecc(p, venv_py or py)
 
         folders = len({p.source.parent for p in programs})
         print(f"corpus: {len(programs)} programs in {folders} folders, each with its own "
               f"vmlinux.h ({vmlinux_h.stat().st_size >> 20} MB); {args.rounds} rounds, "
               f"two builds at a time")
-        passes = ("bare", "cold", "warm", "batch cold", "batch warm")
+        passes: tuple[str, ...] = ("bare", "cold", "warm", "warm venv", "batch cold",
+                                   "batch warm")
+        if venv_py is None:
+            passes = tuple(k for k in passes if k != "warm venv")
         times: dict[str, list[dict[str, float]]] = {k: [] for k in passes}
         cpu: dict[str, list[float]] = {k: [] for k in passes}
         two_at_a_time(programs, bare, env)  # the page cache, for every pass alike
@@ -395,6 +414,8 @@ def main() -> int:
                 before = cpu_seconds()
                 if name.startswith("batch"):
                     times[name].append(batch(py, programs, env))
+                elif name == "warm venv":
+                    times[name].append(two_at_a_time(programs, ecc_venv, venv_env))
                 else:
                     times[name].append(two_at_a_time(programs, bare if name == "bare" else ecc,
                                                      env))
@@ -408,7 +429,7 @@ def main() -> int:
         print(f"\ncache after cold + warm: {size / (1 << 20):.1f} MB, {entries} precompiled "
               f"header entr{'y' if entries == 1 else 'ies'} (target <= "
               f"{CACHE_TARGET >> 20} MB: {'met' if size <= CACHE_TARGET else 'NOT met'})")
-        info = subprocess.run([py, "-m", "ecc", "cache", "info"], env=env, check=True,
+        info = subprocess.run([py, "-m", "ecc", "cache", "info"], env=env, check=True, cwd=work,
                               capture_output=True, text=True).stdout
         print("ecc cache info (after the last pass):\n" + "".join(f"  {ln}\n"
                                                                 for ln in info.splitlines()))

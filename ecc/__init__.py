@@ -3,6 +3,7 @@
 The Python API (``ecc.build``, ``ecc.load`` ...; docs/api.md) lives in
 ``ecc.api`` and is imported on first use of one of its names, so that
 ``import ecc`` (and every ``ecc`` command's start-up) stays cheap.
+``__all__`` below is the one list of the stable names; ``ecc.api`` takes its own from it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ __all__ = [
     "PackageError",
     "Program",
     "Record",
+    "Skeleton",
+    "TypedMap",
     "__version__",
     "build",
     "load",
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
         PackageError,
         Program,
         Record,
+        Skeleton,
+        TypedMap,
         build,
         load,
     )

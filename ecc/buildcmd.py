@@ -120,6 +120,38 @@ def build_one(params: Mapping[str, Any], echo: Echo) -> None:
             log.info("built in %.0f ms (%s)", total * 1000, parts)
             for path in result.outputs:
                 log.info("wrote %s", path)
+    if params["check_kernels"]:
+        failed = sum(check_kernels_of(result, params["check_kernels"], params["jobs"], echo)
+                     for result in results)
+        if failed:
+            raise kernels_failed(failed)
+
+
+def check_kernels_of(result: BuildResult, kernels: Sequence[str], jobs: int | None,
+                     echo: Echo) -> int:
+    """``--check-kernels``: the matrix of ``ecc check --kernel`` for a built object;
+    how many kernels cannot run it."""
+    from .check import check_built_object
+    from .compat import matrix
+
+    origin = next((p for p in result.outputs if p.endswith(("package.json", "package.yaml"))),
+                  next((p for p in result.outputs if p.endswith(".bpf.o")), "the object"))
+    relative = os.path.relpath(origin)
+    if not relative.startswith(".."):
+        origin = relative  # as the user named the output folder, mostly
+    report = check_built_object(origin, result.object_bytes, kernels, jobs)
+    for warning in report.warnings:
+        echo(f"ecc: warning: {warning}")
+    echo(f"{report.origin}: {len(report.verdicts)} kernels, {report.failed} failing "
+         f"({report.seconds:.2f} s)")
+    for line in matrix(list(report.verdicts)):
+        echo(line)
+    return report.failed
+
+
+def kernels_failed(failed: int) -> EccError:
+    return EccError(f"--check-kernels: {failed} kernel{'s' if failed > 1 else ''} cannot run "
+                    "what was built (see the lines above; the outputs are written)")
 
 
 def execute(planned: Plan) -> list[BuildResult]:
@@ -223,6 +255,11 @@ def build_several(params: Mapping[str, Any], echo: Echo) -> None:
          f"{time.perf_counter() - start:.2f} s" + (f"; {failed} failed" if failed else ""))
     if failed:
         raise SystemExit(1)
+    if params["check_kernels"]:
+        cannot = sum(check_kernels_of(o.result, params["check_kernels"], params["jobs"], echo)
+                     for o in outcomes if o.result is not None)
+        if cannot:
+            raise kernels_failed(cannot)
 
 
 def check_batch(arch_text: str | None, verify: bool) -> None:

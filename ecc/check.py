@@ -10,8 +10,9 @@ Three judges, none of them the code that wrote the package:
 A check that cannot run here (no libbpf on the machine) is a note, not a problem.
 
 ``ecc check PACKAGE --kernel BTF`` / ``--btfhub-archive DIR`` asks instead which
-kernels can run the package: each kernel's BTF is read here (plain or BTFHub's
-``.btf.tar.xz``) and judged by ecc/compat, the kernels spread over processes.
+kernels can run the package (or the BPF objects inside a WebAssembly app): each
+kernel's BTF is read here (plain or BTFHub's ``.btf.tar.xz``) and judged by
+ecc/compat, the kernels spread over processes.
 """
 
 from __future__ import annotations
@@ -22,18 +23,20 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jsonschema
 
 from .compat import KernelVerdict, ObjectFacts, analyze_object, check_kernel, kernel_version
+from .compat.wasmobj import embedded_objects
 from .errors import EccError, LibbpfError, PackageError, ToolNotFoundError
 from .package import MAX_OBJECT_BYTES, parse_package
 from .package.embedded import read_embedded
 from .package.schema import package_schema
 from .package.source import PackageDocument, inspect_package, parse_document, read_document
 from .run.libbpf import BpfObject, load_libbpf
+from .run.wasm import read_wasm
 
 BTF_KIND_STRUCT = 4
 
@@ -203,15 +206,26 @@ class KernelReport:
                 "seconds": round(self.seconds, 3)}
 
 
-def package_object(path: str) -> tuple[str, bytes]:
-    """The origin and BPF object of any package file ``ecc check`` takes."""
+def package_objects(path: str) -> tuple[str, tuple[bytes, ...]]:
+    """The origin and BPF object(s) of any package file ``ecc check`` takes; a
+    WebAssembly app (``ecc build --wasm``) gives the objects embedded in it."""
+    wasm = read_wasm(path) if path != "-" else None
+    if wasm is not None:
+        try:
+            objects = embedded_objects(wasm)
+        except EccError as exc:
+            raise EccError(f"{path}: {exc}") from None
+        if not objects:
+            raise PackageError(f"{path}: no BPF object inside this WebAssembly module; "
+                               "ecc build --wasm embeds one (through its .skel.h)")
+        return path, objects
     read = _standalone(path) or read_document(path)
     if read.skel_object is not None:
-        return read.origin, read.skel_object
+        return read.origin, (read.skel_object,)
     package = parse_package(read.document, limit=MAX_OBJECT_BYTES)
     if package.object_bytes is None:
         raise PackageError(f"{read.origin}: the package holds no BPF object")
-    return read.origin, package.object_bytes
+    return read.origin, (package.object_bytes,)
 
 
 def kernel_sources(files: Sequence[str], archive: str | None,
@@ -246,22 +260,64 @@ def kernel_sources(files: Sequence[str], archive: str | None,
 
 def check_kernels(path: str, files: Sequence[str] = (), archive: str | None = None,
                   jobs: int | None = None) -> KernelReport:
-    """Judge the package of ``path`` against each kernel of ``files`` and ``archive``."""
+    """Judge the package of ``path`` against each kernel of ``files`` and ``archive``.
+
+    An app embedding several objects gets a row per object and kernel, the kernel's
+    name followed by ``[object N]``."""
     start = time.perf_counter()
-    origin, object_bytes = package_object(path)
-    facts = analyze_object(object_bytes)
+    origin, objects = package_objects(path)
     sources, warnings = kernel_sources(files, archive)
     if not sources:
         raise EccError(f"{archive}: no kernel BTF files found" if archive
                        else "give --kernel BTF or --btfhub-archive DIR")
+    return judge_objects(origin, objects, sources, warnings, jobs, start)
+
+
+def check_built_object(origin: str, object_bytes: bytes, kernels: Sequence[str],
+                       jobs: int | None = None) -> KernelReport:
+    """``ecc build --check-kernels``: judge a just-built object against each of
+    ``kernels``, a kernel BTF file or a BTFHub archive folder each."""
+    start = time.perf_counter()
+    sources: list[KernelSource] = []
+    warnings: list[str] = []
+    for given in kernels:
+        if os.path.isdir(given):
+            found, missed = kernel_sources((), given)
+            if not found:
+                raise EccError(f"--check-kernels {given}: no kernel BTF files found; give a "
+                               "BTFHub archive (<distro>/<version>/<arch>/<kernel>.btf "
+                               "or .btf.tar.xz) or a kernel BTF file")
+            sources += found
+            warnings += missed
+        elif os.path.isfile(given):
+            sources += kernel_sources((given,), None)[0]
+        else:
+            raise EccError(f"--check-kernels {given}: no such file or folder; give a kernel "
+                           f"BTF file (such as {RUNNING_KERNEL_BTF}) or a BTFHub archive folder")
+    return judge_objects(origin, (object_bytes,), sources, warnings, jobs, start)
+
+
+def judge_objects(origin: str, objects: Sequence[bytes], sources: list[KernelSource],
+                  warnings: Sequence[str], jobs: int | None, start: float) -> KernelReport:
+    """Every object against every kernel: one verdict each."""
+    verdicts: list[KernelVerdict] = []
+    for number, object_bytes in enumerate(objects, 1):
+        judged = _judge_all(object_bytes, sources, jobs)
+        if len(objects) > 1:
+            judged = [replace(v, kernel=f"{v.kernel} [object {number}]") for v in judged]
+        verdicts += judged
+    return KernelReport(origin, tuple(verdicts), tuple(warnings), time.perf_counter() - start)
+
+
+def _judge_all(object_bytes: bytes, sources: list[KernelSource], jobs: int | None,
+               ) -> list[KernelVerdict]:
+    facts = analyze_object(object_bytes)
     workers = min(jobs or os.cpu_count() or 1, len(sources))
     if workers <= 1 or len(sources) < _PARALLEL_MIN:
-        verdicts = [_judge(facts, source) for source in sources]
-    else:
-        with ProcessPoolExecutor(workers, initializer=_worker_init,
-                                 initargs=(object_bytes,)) as pool:
-            verdicts = list(pool.map(_worker_judge, sources, chunksize=4))
-    return KernelReport(origin, tuple(verdicts), tuple(warnings), time.perf_counter() - start)
+        return [_judge(facts, source) for source in sources]
+    with ProcessPoolExecutor(workers, initializer=_worker_init,
+                             initargs=(object_bytes,)) as pool:
+        return list(pool.map(_worker_judge, sources, chunksize=4))
 
 
 _FACTS: ObjectFacts | None = None

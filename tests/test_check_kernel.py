@@ -5,21 +5,22 @@ its bytes: a field renamed, a struct made anonymous (gone by name), an enum valu
 renamed, an enum value changed. For each variant and each program of
 tests/data/compat/core.bpf.c, libbpf loads that program alone into the running
 kernel with ``btf_custom_path`` set to the variant: it either loads or fails on a
-poisoned CO-RE relocation, and ecc must have predicted which.
+poisoned CO-RE relocation, and ecc must have predicted which. A WebAssembly app
+(``ecc build --wasm``) is judged by the object it embeds, with the same verdicts
+as its package.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import KERNEL_BTF, ROOT, needs, require
+from conftest import KERNEL_BTF, ROOT, build_package, ecc_cli, needs, require
 
 from ecc.btf import raw
 
@@ -30,9 +31,7 @@ POISON = ("failed to resolve CO-RE relocation", "unknown#195896080")
 KIND_STRUCT, KIND_ENUM = 4, 6
 
 
-def ecc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ecc", *args], capture_output=True, text=True,
-                          check=False)
+ecc = ecc_cli
 
 
 # --- editing a kernel BTF's bytes ---------------------------------------------------------
@@ -119,11 +118,7 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory: pytest.TempPathFactory, cache_env: Path) -> Path:
-    require("clang")
-    out = tmp_path_factory.mktemp("compat-pkg")
-    result = ecc("build", str(SOURCE), "-o", str(out))
-    assert result.returncode == 0, result.stderr
-    return out
+    return build_package(tmp_path_factory, SOURCE, "compat-pkg")
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +227,41 @@ def test_matrix_and_require_all(package: Path, targets: dict[str, Path]) -> None
     assert "1 kernel cannot run the package" in strict.stderr
 
 
+def test_build_check_kernels_judges_the_built_object(tmp_path: Path,
+                                                     targets: dict[str, Path]) -> None:
+    """`ecc build --check-kernels`: the same matrix as `ecc check --kernel`, for a BTF file
+    and for an archive folder; exit 1 when a kernel cannot run it, the outputs written."""
+    require("clang")
+    same, renamed = targets["6.18.0-same.btf"], targets["6.18.0-state-renamed.btf"]
+    archive = tmp_path / "archive" / "ubuntu" / "24.04" / "x86_64"
+    archive.mkdir(parents=True)
+    shutil.copy(same, archive / same.name)
+    ok = ecc("build", str(SOURCE), "-o", str(tmp_path / "ok"), "--check-kernels", str(same),
+             "--check-kernels", str(tmp_path / "archive"))
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stderr.splitlines()
+    shown = os.path.relpath(tmp_path / "ok" / "package.json")  # relative when under the cwd
+    shown = str(tmp_path / "ok" / "package.json") if shown.startswith("..") else shown
+    summary = f"{shown}: 2 kernels, 0 failing ("
+    head = next(i for i, line in enumerate(lines) if line.startswith(summary))
+    assert lines[head + 1].split() == ["KERNEL", "VERSION", "RESULT"]
+    assert lines[head + 2].endswith(" 6.18     OK (1 guarded)") and str(same) in lines[head + 2]
+    assert lines[head + 3].startswith("ubuntu/24.04/x86_64/6.18.0-same.btf ")
+    bad = ecc("build", str(SOURCE), "-o", str(tmp_path / "bad"), "--check-kernels", str(renamed))
+    assert bad.returncode == 1
+    assert " FAIL 2: read_state: task_struct.__state" in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "ecc: error: --check-kernels: 1 kernel cannot run what was built (see the lines "
+        "above; the outputs are written)")
+    assert (tmp_path / "bad" / "package.json").is_file()
+    missing = ecc("build", str(SOURCE), "-o", str(tmp_path / "m"), "--check-kernels",
+                  str(tmp_path / "nope.btf"))
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1] == (
+        f"ecc: error: --check-kernels {tmp_path / 'nope.btf'}: no such file or folder; give a "
+        "kernel BTF file (such as /sys/kernel/btf/vmlinux) or a BTFHub archive folder")
+
+
 # --- a BTFHub archive of many kernels ----------------------------------------------------
 
 ARCHIVE_KERNELS = 210
@@ -265,3 +295,45 @@ def test_archive_of_210_kernels_under_10_seconds(
     got = {k["kernel"]: (k["ok"], k["failures"]) for k in report["kernels"]}
     assert got == expected
     # How long it takes is benchmarks/check.py's to say, side by side with bpftool.
+
+
+# --- a WebAssembly app -------------------------------------------------------------------
+
+WASM_EXAMPLE = ROOT / "examples" / "wasm-bootstrap"
+
+
+@needs("clang", "wasm", "kernel-btf")
+def test_wasm_app_is_judged_by_its_embedded_object(tmp_path: Path, cache_env: Path) -> None:
+    from ecc.compat.wasmobj import embedded_objects
+
+    stem = "wasm-bootstrap"
+    built = ecc("build", str(WASM_EXAMPLE / f"{stem}.bpf.c"), str(WASM_EXAMPLE / f"{stem}.h"),
+                "--wasm", "-o", str(tmp_path))
+    assert built.returncode == 0, built.stderr
+    app = tmp_path / f"{stem}.wasm"
+    # the object found in the module is, byte for byte, the one the build linked in
+    assert embedded_objects(app.read_bytes()) == ((tmp_path / f"{stem}.bpf.o").read_bytes(),)
+    vmlinux = KERNEL_BTF.read_bytes()
+    (tmp_path / "6.18.0-same.btf").write_bytes(vmlinux)
+    (tmp_path / "6.18.0-exit.btf").write_bytes(rename_string(vmlinux, "exit_code", "exit_codX"))
+    kernels = ["--kernel", str(tmp_path / "6.18.0-same.btf"),
+               "--kernel", str(tmp_path / "6.18.0-exit.btf")]
+    from_app = ecc("check", str(app), *kernels, "--json")
+    from_package = ecc("check", str(tmp_path / "package.json"), *kernels, "--json")
+    assert from_app.returncode == 0 and from_package.returncode == 0, from_app.stderr
+    app_report, package_report = json.loads(from_app.stdout), json.loads(from_package.stdout)
+    assert app_report["package"] == str(app)
+    assert app_report["kernels"] == package_report["kernels"]
+    same, renamed = app_report["kernels"]
+    assert same["ok"] is True and len(same["relocations"]) == 6
+    assert renamed["failures"][0].startswith("wb_exit: task_struct.exit_code (FIELD_BYTE_OFFSET")
+
+
+def test_wasm_module_without_an_object_is_one_line(tmp_path: Path) -> None:
+    module = tmp_path / "empty.wasm"
+    module.write_bytes(b"\0asm\x01\0\0\0")
+    result = ecc("check", str(module), "--kernel", "/sys/kernel/btf/vmlinux")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"ecc: error: {module}: no BPF object inside this "
+                                     "WebAssembly module; ecc build --wasm embeds one (through "
+                                     "its .skel.h)")

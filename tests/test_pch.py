@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, requires_clang
+from conftest import CASES, EXAMPLES, needs, requires_clang
 
 from ecc.btf import Btf, Kind, parse_btf, type_str
 from ecc.btf.types import Enum, Struct, Union
@@ -35,17 +35,43 @@ def test_prefix_eligibility(text: str, expected: tuple[str, ...] | None) -> None
     assert prefix_includes(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nint x;\n",
+     ("#include <linux/bpf.h>", "#include <bpf/bpf_helpers.h>")),
+    ('/* c */\n#include <linux/bpf.h>\n#include "event.h"\n#include <stdbool.h>\n',
+     ("#include <linux/bpf.h>",)),
+    ("#define X 1\n#include <linux/bpf.h>\n", None),
+    ('#include "local.h"\n#include <linux/bpf.h>\n', None),
+    ("#include <linux/bpf.h>\n#include <vmlinux.h>\n", ("#include <linux/bpf.h>",)),
+    ('#include "vmlinux.h"\n', None),
+])
+def test_system_prefix_eligibility(text: str, expected: tuple[str, ...] | None) -> None:
+    assert pch.system_prefix(text) == expected
+
+
 def test_unguarded_vmlinux_gets_no_pch(tmp_path: Path) -> None:
-    from ecc.compiler.pch import has_include_guard
+    from ecc.compiler.compile_object import has_include_guard
 
     guarded, unguarded, once = (tmp_path / n for n in ("g.h", "u.h", "o.h"))
     guarded.write_text("/* c */\n#ifndef __VMLINUX_H__\n#define __VMLINUX_H__\n#endif\n")
     unguarded.write_text("struct x { int a; };\n")
     once.write_text("// c\n#pragma once\nstruct x;\n")
     assert [has_include_guard(str(p)) for p in (guarded, unguarded, once)] == [True, False, True]
+    for text, expected in (("#ifndef A /* c */\n// d\n#  define A 1\n", True),
+                           ("#ifndef A\n#define B\n", False), ("#ifndef A #define A\n", False),
+                           ("int x;\n#pragma once\n", False), ("/* open", False)):
+        once.write_text(text)
+        assert has_include_guard(str(once)) == expected, text
 
 
-def _build(out: Path, *, cache: bool = True) -> BuildResult:
+# A program without vmlinux.h: its entry is of system headers (UAPI, libbpf, stdbool.h).
+SYSTEM = CASES / "all_data_sections" / "prog.bpf.c"
+SYSTEM_PREFIX = "#include <linux/bpf.h>\n#include <stdbool.h>\n#include <bpf/bpf_helpers.h>\n"
+
+
+def _build(out: Path, *, cache: bool = True, program: str = "bootstrap") -> BuildResult:
+    if program == "system":
+        return build(BuildOptions(source=str(SYSTEM), output_dir=str(out), cache=cache))
     return build(BuildOptions(source=str(BOOTSTRAP / "bootstrap.bpf.c"),
                               export_header=str(BOOTSTRAP / "bootstrap.h"),
                               output_dir=str(out), cache=cache))
@@ -84,15 +110,22 @@ def _used_pch(result: BuildResult) -> bool:
 
 
 @requires_clang
-def test_cached_and_uncached_objects_are_identical(tmp_path: Path, fresh_cache: Path) -> None:
+@pytest.mark.parametrize("program", ["bootstrap", "system"])
+def test_cached_and_uncached_objects_are_identical(tmp_path: Path, fresh_cache: Path,
+                                                   program: str) -> None:
     """The first build goes without the PCH, the next with it, a third with --no-cache:
-    all three objects are the same bytes (BTF in canonical order, btf/canon.py)."""
-    cold = _build(tmp_path / "cold")
+    all three objects are the same bytes (BTF in canonical order, btf/canon.py); for a
+    vmlinux.h prefix and for one of system headers."""
+    cold = _build(tmp_path / "cold", program=program)
     assert not _used_pch(cold)
-    assert pch.settle(fresh_cache), "no PCH was made"
-    warm = _build(tmp_path / "warm")
+    made = pch.settle(fresh_cache)
+    assert len(made) == 1, "no PCH was made"
+    prefix = made[0].with_name("prefix.h").read_text()
+    assert (prefix == SYSTEM_PREFIX) == (program == "system")
+    warm = _build(tmp_path / "warm", program=program)
     assert _used_pch(warm)
-    plain = _build(tmp_path / "plain", cache=False)
+    assert len([c for c in warm.commands if c["what"].startswith("compiling")]) == 1
+    plain = _build(tmp_path / "plain", cache=False, program=program)
     assert not _used_pch(plain)
     assert _programs(warm.object_bytes) == _programs(plain.object_bytes)  # the same code
     btf_a = parse_btf(read_object(warm.object_bytes).btf or b"")
@@ -131,19 +164,6 @@ def test_killed_maker_leftovers_go_and_failure_waits_an_hour(tmp_path: Path) -> 
     pch.start_making(str(tmp_path / "no-such-clang"), entry)
     pch.wait(folder)
     assert (folder / "lock").exists() and (folder / pch.FAILED).stat().st_mtime > old
-
-
-@pytest.fixture()
-def fresh_cache(tmp_path: Path) -> Any:
-    """A cache of this test's own, so entries of other tests are out of the picture."""
-    cache = tmp_path / "fresh-cache"
-    old = os.environ.get("ECC_CACHE_DIR")
-    os.environ["ECC_CACHE_DIR"] = str(cache)
-    yield cache
-    if old is None:
-        os.environ.pop("ECC_CACHE_DIR")
-    else:
-        os.environ["ECC_CACHE_DIR"] = old
 
 
 @requires_clang
@@ -216,8 +236,9 @@ def test_background_maker_runs_this_very_ecc(tmp_path: Path) -> None:
     clang = tmp_path / "fake-clang"
     clang.write_text("#!/bin/sh\n"
                      f"tr '\\0' '\\n' < /proc/$PPID/cmdline > {record}\n"
-                     'while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done\n'
-                     'echo not really a PCH > "$out"\n')
+                     'while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; '
+                     '[ "$1" = -MF ] && deps="$2"; shift; done\n'
+                     'echo not really a PCH > "$out"\necho "$out: prefix.h" > "$deps"\n')
     clang.chmod(0o755)
     folder = tmp_path / "entry"
     script = (f"import sys; sys.path.insert(0, {str(copy)!r})\n"
@@ -279,8 +300,9 @@ EXAMPLE_SOURCES = sorted(EXAMPLES.glob("*/*.bpf.c"))
 
 
 @requires_clang
-@pytest.mark.parametrize("source", [*EXAMPLE_SOURCES, "warm"],
-                         ids=[*(p.stem.removesuffix(".bpf") for p in EXAMPLE_SOURCES), "pch"])
+@pytest.mark.parametrize("source", [*EXAMPLE_SOURCES, "bootstrap", "system"],
+                         ids=[*(p.stem.removesuffix(".bpf") for p in EXAMPLE_SOURCES), "pch",
+                              "system-pch"])
 def test_speed_settings_leave_the_object_unchanged(tmp_path: Path, fresh_cache: Path,
                                                    source: Path | str) -> None:
     """The same command without them gives the same object, once stripped and its
@@ -290,11 +312,12 @@ def test_speed_settings_leave_the_object_unchanged(tmp_path: Path, fresh_cache: 
 
     from ecc.compiler.strip import strip_debug
 
-    warm = source == "warm"
+    warm = isinstance(source, str)
     if warm:  # a first build makes the PCH the second one uses
-        _build(tmp_path / "first")
+        _build(tmp_path / "first", program=str(source))
         pch.settle(fresh_cache)
-    program = BOOTSTRAP / "bootstrap.bpf.c" if warm else Path(source)
+    program = Path(source) if not warm else SYSTEM if source == "system" else \
+        BOOTSTRAP / "bootstrap.bpf.c"
     result = build(BuildOptions(source=str(program), output_dir=str(tmp_path / "out"),
                                 workspace=str(tmp_path / "ws")))
     assert _used_pch(result) == warm
@@ -302,3 +325,38 @@ def test_speed_settings_leave_the_object_unchanged(tmp_path: Path, fresh_cache: 
     subprocess.run(argv, cwd=cwd, env=env, check=True, capture_output=True)
     assert strip_debug((tmp_path / "spec.o").read_bytes(), canonical_btf=True) == \
         result.object_bytes
+
+
+@requires_clang
+@needs("libbpf-dev")
+def test_a_system_header_of_the_programs_own_folder_keeps_it_off_the_pch(
+        tmp_path: Path, fresh_cache: Path) -> None:
+    """linux/bpf.h includes <linux/types.h>; a program whose folder has its own gets that
+    one without the PCH (the folder is searched before the system's), so the entry,
+    made without that folder, is not for it: it compiles without, and the same as
+    --no-cache. A program beside it without such a header uses the entry."""
+    import shutil
+
+    own, plain = tmp_path / "own", tmp_path / "plain"
+    for folder in (own, plain):
+        folder.mkdir()
+        shutil.copy(SYSTEM, folder / "prog.bpf.c")
+    (own / "linux").mkdir()
+    types = Path("/usr/include/linux/types.h").read_text().replace(
+        "#define _LINUX_TYPES_H", "#define _LINUX_TYPES_H\n#define OWN_TYPES 0", 1)
+    (own / "linux" / "types.h").write_text(types)
+    source = own / "prog.bpf.c"
+    source.write_text(source.read_text() + "int own_types = OWN_TYPES;\n")
+
+    def one(folder: Path, out: str, cache: bool = True) -> BuildResult:
+        return build(BuildOptions(source=str(folder / "prog.bpf.c"),
+                                  output_dir=str(tmp_path / out), cache=cache))
+
+    cold = one(own, "cold")
+    entries = pch.settle(fresh_cache)
+    assert len(entries) == 1
+    assert "linux/types.h" in (entries[0].parent / pch.HEADERS).read_text()
+    warm = one(own, "warm")
+    assert not _used_pch(warm)
+    assert warm.object_bytes == cold.object_bytes == one(own, "none", cache=False).object_bytes
+    assert _used_pch(one(plain, "beside"))

@@ -44,18 +44,6 @@ EXTERNS = {
 }
 
 
-@pytest.fixture()
-def fresh_cache(tmp_path: Path) -> Any:
-    cache = tmp_path / "fresh-cache"
-    old = os.environ.get("ECC_CACHE_DIR")
-    os.environ["ECC_CACHE_DIR"] = str(cache)
-    yield cache
-    if old is None:
-        os.environ.pop("ECC_CACHE_DIR")
-    else:
-        os.environ["ECC_CACHE_DIR"] = old
-
-
 def _build(case: str, out: Path, **kw: Any) -> BuildResult:
     return build(BuildOptions(source=str(CASES / case / "prog.bpf.c"), output_dir=str(out),
                               **kw))
@@ -168,8 +156,80 @@ def test_every_case_and_example_is_the_same_cold_and_warm(tmp_path: Path,
     # whose externs it loses may have tried it, or gone without it when marked).
     starts = {u.name for u in units if re.match(r'(?:\s|//[^\n]*|/\*.*?\*/)*#include "vmlinux.h"',
                                                  u.source.read_text(), re.S)}
+    # And every program that starts with <linux/bpf.h> used its entry of system headers.
+    system = {u.name for u in units if u.name not in failing and re.match(
+        r"(?:\s|//[^\n]*|/\*.*?\*/)*#include <linux/bpf.h>", u.source.read_text(), re.S)}
     losing = {name for name, (_, lost) in EXTERNS.items() if lost}
-    assert {name for name, *_, used in results if used} - losing == starts - losing
-    assert len(starts) >= 15
+    assert {name for name, *_, used in results if used} - losing == (starts | system) - losing
+    assert len(starts) >= 15 and len(system) >= 15
     assert {"extern_usdt", "extern_prefix_kfuncs", "extern_program_decls",
             "example-bootstrap"} <= {name for name, *_ in results}
+
+
+SYSTEM_KFUNCS = """#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+__u64 sum = 0;
+
+SEC("tp/syscalls/sys_enter_getpid")
+int count(void *ctx)
+{
+	int i;
+
+	bpf_for(i, 0, 4)
+		sum += i;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@requires_clang
+def test_an_entry_of_system_headers_keeps_every_extern(tmp_path: Path,
+                                                       fresh_cache: Path) -> None:
+    """The fallback holds for an entry of system headers too: bpf_for's kfuncs come from
+    <bpf/bpf_helpers.h> in the PCH, and bpf_iter_num_destroy, used by a cleanup handler
+    only, loses its BTF there; the build notices, ships the cold object and marks the source."""
+    (tmp_path / "prog").mkdir()
+    source = tmp_path / "prog" / "prog.bpf.c"
+    source.write_text(SYSTEM_KFUNCS)
+
+    def one(out: str, cache: bool = True) -> BuildResult:
+        return build(BuildOptions(source=str(source), output_dir=str(tmp_path / out),
+                                  cache=cache))
+
+    cold = one("cold")
+    names = {"bpf_iter_num_new", "bpf_iter_num_next", "bpf_iter_num_destroy"}
+    assert _extern_btf(tmp_path / "cold" / "prog.bpf.o") == names
+    entries = pch.settle(fresh_cache)
+    assert len(entries) == 1
+    assert (entries[0].parent / "prefix.h").read_text() == \
+        "#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\n"
+    warm = one("warm")
+    runs = _clang_runs(warm)
+    assert len(runs) == 2 and "-include-pch" in runs[0]["argv"]
+    assert "-include-pch" not in runs[1]["argv"]
+    assert warm.object_bytes == cold.object_bytes == one("none", cache=False).object_bytes
+    assert _extern_btf(tmp_path / "warm" / "prog.bpf.o") == names
+    third = one("third")
+    assert len(_clang_runs(third)) == 1 and "-include-pch" not in _clang_runs(third)[0]["argv"]
+    assert third.object_bytes == cold.object_bytes
+    assert len(list((fresh_cache / "pch").glob("*/loses-externs/*"))) == 1
+
+
+@requires_clang
+@pytest.mark.kernel
+def test_an_entry_of_system_headers_gives_an_object_that_loads(
+        tmp_path: Path, fresh_cache: Path, kernel: None) -> None:
+    from ecc.run.libbpf import BpfObject
+
+    source = tmp_path / "prog.bpf.c"
+    source.write_text(SYSTEM_KFUNCS)
+    build(BuildOptions(source=str(source), output_dir=str(tmp_path / "cold")))
+    pch.settle(fresh_cache)
+    warm = build(BuildOptions(source=str(source), output_dir=str(tmp_path / "warm")))
+    assert "-include-pch" in _clang_runs(warm)[0]["argv"]
+    with BpfObject.open_mem(warm.object_bytes, object_name="prog_bpf") as obj:
+        obj.load()  # libbpf finds every kfunc's BTF in the kernel's
+        assert all(p.fd >= 0 for p in obj.programs())

@@ -12,12 +12,10 @@ The oracles are `tc`, `ip -d link` and `bpftool`.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +60,6 @@ def packages(tmp_path_factory: pytest.TempPathFactory, cache_env: Path,
         "tc": _build(src, out / "tc", "tc.bpf.c", "tc.h"),
         "waits": _build(DATA, out / "waits", "waits.bpf.c"),
     }
-
-
-@pytest.fixture
-def netns() -> Iterator[str]:
-    name = f"ecc-parity-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def ecc_in(ns: str, *args: str) -> EccRun:

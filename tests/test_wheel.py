@@ -32,7 +32,7 @@ PROJECT_FILES = {"demo.bpf.c", "demo.h", "README.md", ".gitignore",
                  ".github/workflows/build.yml"}
 # The Debian packages the generated workflow installs ecc's dependencies as, and
 # the same from PyPI for a venv on this host.
-DEBIAN_PYTHON = {"python3-click": "click", "python3-pyelftools": "pyelftools",
+DEBIAN_PYTHON = {"python3-click": "click",
                  "python3-yaml": "PyYAML"}
 
 

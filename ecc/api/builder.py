@@ -25,7 +25,7 @@ _ALIASES = {
 _PATHS = ("output_dir", "workspace", "clang", "llvm_strip", "bpftool", "vmlinux", "btf",
           "btfhub_archive")
 _FLAGS = ("yaml", "header_only", "wasm_header", "no_package_json", "no_doc", "btfgen",
-          "standalone")
+          "standalone", "py_skel")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def build(source: str | os.PathLike[str], header: str | os.PathLike[str] | None 
     would, or a list), ``clang``, ``llvm_strip``, ``bpftool``,
     ``no_generate_package_json``, ``arch`` (one), ``vmlinux``, ``btf``,
     ``no_doc``, ``no_cache``, ``btfgen``, ``btfhub_archive``, ``standalone``,
-    ``wasm`` (a list of app sources). An unknown keyword is a ``TypeError``;
+    ``wasm`` (a list of app sources), ``py_skel`` (also write the typed skeleton
+    ``<stem>_skel.py``, docs/api.md). An unknown keyword is a ``TypeError``;
     any failure of the build is a :class:`~ecc.errors.BuildError` whose
     ``__cause__`` is the precise error (``CompileError``, ``ToolNotFoundError``).
 

@@ -41,7 +41,7 @@ class Map(MutableMapping[Any, Any]):
 
     def _key(self, key: Any) -> bytes:
         if self._key_id is None or self._btf is None:
-            return bytes(key)
+            return _raw(key, self.name, "key")
         return encode(self._btf, self._key_id, key)
 
     def _decode_key(self, data: bytes) -> Any:
@@ -65,7 +65,7 @@ class Map(MutableMapping[Any, Any]):
     def _value(self, value: Any) -> bytes:
         if not self._map.is_percpu:
             if self._value_id is None or self._btf is None:
-                return bytes(value)
+                return _raw(value, self.name, "value")
             return encode(self._btf, self._value_id, value)
         cpus = len(self._map.split_percpu(bytes(self._map.value_buffer_size)))
         values = list(value) if isinstance(value, list) else [value] * cpus
@@ -74,7 +74,7 @@ class Map(MutableMapping[Any, Any]):
         stride = (self._map.value_size + 7) & ~7
         out = bytearray(self._map.value_buffer_size)
         for cpu, item in enumerate(values):
-            data = (bytes(item) if self._value_id is None or self._btf is None
+            data = (_raw(item, self.name, "value") if self._value_id is None or self._btf is None
                     else encode(self._btf, self._value_id, item))
             out[cpu * stride: cpu * stride + len(data)] = data
         return bytes(out)
@@ -106,12 +106,27 @@ class Map(MutableMapping[Any, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self._map.keys())  # noqa: SIM118
 
+    def clear(self) -> None:
+        """Empty the map: delete every key; an array map (whose elements cannot be
+        deleted) has each value set to zeros, which is what it starts with."""
+        from ..run.loader import _clear as clear_map  # ecc run's emptying of sampled maps
+
+        clear_map(self._map)
+
     def items_raw(self) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) as the kernel's bytes, for a caller that decodes them itself."""
         return self._map.items()
 
     def __repr__(self) -> str:
         return f"<ecc.Map {self.name!r}>"
+
+
+def _raw(data: Any, name: str, what: str) -> bytes:
+    # bytes(5) is five zero bytes: an int would silently become another key.
+    if isinstance(data, int):
+        raise TypeError(f"map {name} has no BTF type for its {what}s: give the {what} as "
+                        f"bytes (int.to_bytes or struct.pack), not {data!r}")
+    return bytes(data)
 
 
 @dataclass(frozen=True)

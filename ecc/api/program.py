@@ -11,18 +11,19 @@ import collections
 import io
 import json
 import os
+import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 from ..errors import AttachError, EccError, LoadError, PackageError
 from .maps import Histogram, Map, histograms, merged
-from .values import Event
+from .values import Event, Maker, Record, event_maker, holds_structs
+from .variables import Variables
 
 if TYPE_CHECKING:
     from ..package.source import LoadedPackage
-    from ..run.decode import Decoder
     from ..run.loader import Runner
     from ..run.options import OptionSpec
 
@@ -32,6 +33,8 @@ POLL_MS = 100
 _RINGBUF, _PERF_EVENT_ARRAY = 27, 4
 
 PackageSource = str | os.PathLike[str] | bytes | Mapping[str, Any]
+#: What ``Program.iterate`` returns: records, text, or bytes no struct decodes.
+IterOutput = list[Event] | str | bytes
 
 
 class OptionInfo(NamedTuple):
@@ -101,7 +104,8 @@ class Program:
         self._lock = threading.Lock()
         self._closed = False
         self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
-        self._decoders: dict[str, Decoder | None] = {}
+        self._batch: collections.deque[tuple[str, bytes]] = self._queue
+        self._makers: dict[str, Maker] = {}
         self.lost = 0  #: perf buffer records the kernel dropped (the reader was too slow)
         self.notes: list[str] = []  #: what ecc run would print on stderr: skips, waits
         overrides = section_overrides(package, _by_long(self._specs, values), self._specs)
@@ -119,6 +123,9 @@ class Program:
             # Before attaching: a perf buffer drops what arrives while nobody reads it.
             self._runner.open_outputs()
             self.maps: Mapping[str, Map] = self._make_maps()
+            #: The global variables, live: ``prog.variables["tag"] = 7`` (skel->bss->tag).
+            self.variables = Variables(self.name, self._specs, package.btf, self._section_map,
+                                       _kconfig_names(package))
         except BaseException:
             self._runner.close()
             raise
@@ -152,6 +159,14 @@ class Program:
             found[m.name] = Map(m, btf, d.key_id if d else None, d.value_id if d else None)
         return found
 
+    def _section_map(self, section: str) -> Any:
+        from ..meta.names import internal_map_lookup_name
+
+        obj = self._runner.obj
+        assert obj is not None
+        return (obj.find_map(internal_map_lookup_name(self.package.obj_name, section))
+                or obj.find_map(section))
+
     # -- attach -----------------------------------------------------------------------
 
     @property
@@ -159,19 +174,38 @@ class Program:
         """The names of the programs attached now."""
         return [a.name for a in self._runner.attached]
 
-    def attach(self, *, skip_unattachable: bool = False) -> list[str]:
+    def attach(self, *, skip_unattachable: bool = False, ifindex: int | None = None,
+               iface: str | None = None, replace: bool = False, cgroup: str | None = None,
+               uprobe_binary: str | None = None, uprobe_function: str | None = None,
+               uprobe_pid: int = -1) -> list[str]:
         """Attach every program, by ``ecc run``'s rules; the names attached.
+
+        The targets are ``ecc run``'s options: every XDP/TC program goes to
+        ``ifindex`` (or the interface named ``iface``) instead of its annotation
+        (``replace`` takes a hook another program holds); cgroup programs attach
+        to the cgroup v2 folder ``cgroup``; a uprobe whose section names no
+        target to ``uprobe_function`` in ``uprobe_binary`` (``uprobe_pid``: -1 all).
 
         A program the kernel cannot attach (a kernel limit, a busy hook) or one
         that needs a target nobody gave raises :class:`AttachError`, with
         nothing left attached; with ``skip_unattachable`` those are left out
         (the reasons in ``notes``) and only having none attached raises.
         """
+        from ..run.attach import interface_index
+
         with self._lock:
             self._check_open()
             if self._runner.attached:
                 raise AttachError(f"{self.name}: already attached")
-            self._runner.opts.strict = not skip_unattachable
+            opts = self._runner.opts
+            try:
+                opts.ifindex = interface_index(ifindex, iface)
+            except EccError as exc:
+                raise AttachError(str(exc)) from None
+            opts.replace, opts.cgroup, opts.uprobe_pid = replace, cgroup, uprobe_pid
+            opts.uprobe_binary, opts.uprobe_function = uprobe_binary, uprobe_function
+            opts.strict = not skip_unattachable
+            self._runner.waiting.clear()
             try:
                 self._runner.attach_all()
             except EccError as exc:
@@ -209,35 +243,80 @@ class Program:
         out of the loop loses nothing: the next ``events()`` goes on from there.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        make, read, size = _NO_MAKER
+        while not self._closed:
+            batch = self._queue
+            if not batch:
+                wait = _wait_ms(deadline)
+                if wait is None:
+                    return
+                self._poll(wait)
+                continue
+            # The records so far, taken whole: the loop over them is the hot path, and
+            # this thread is the only one that polls (so adds to the queue) meanwhile.
+            self._queue = collections.deque()
+            self._batch = batch  # for close() to empty: the loop then ends at once
+            popleft = batch.popleft
+            try:
+                while batch:
+                    source, data = popleft()
+                    if source is not last:  # one map is the usual case
+                        last = source
+                        make, read, size = self._makers.get(source) or self._maker(source)
+                        if read is None:
+                            size = sys.maxsize
+                    if len(data) >= size:  # Maker.make's usual case inline: a call less
+                        yield read(data, 0)  # type: ignore[misc]  # (size says it is set)
+                    else:
+                        yield make(data)
+            finally:
+                if batch:  # the loop was left early: what it did not see comes next
+                    self._queue.extendleft(reversed(batch))
+
+    async def aevents(self, timeout: float | None = None) -> AsyncIterator[Event]:
+        """``events()`` for asyncio: ``async for event in prog.aevents(): ...``.
+
+        The waits for the kernel run in a worker thread (``asyncio.to_thread``),
+        so the event loop goes on serving other tasks meanwhile; the records
+        are decoded and yielded on the loop's own thread.
+        """
+        async for source, data in self.arecords(timeout):
+            yield (self._makers.get(source) or self._maker(source)).make(data)
+
+    def records(self, timeout: float | None = None) -> Iterator[tuple[str, bytes]]:
+        """Like ``events()``, undecoded: (buffer map name, the record's bytes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
             if self._queue:
-                source, data = self._queue.popleft()
-                yield self._event(source, data)
+                yield self._queue.popleft()
                 continue
-            wait = POLL_MS
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                wait = min(wait, max(1, int(left * 1000)))
-            with self._lock:
-                if self.closed:  # closed by another thread while this one waited
-                    return
-                self._runner.poll_buffers(wait)
+            wait = _wait_ms(deadline)
+            if wait is None:
+                return
+            self._poll(wait)
 
-    def _event(self, source: str, data: bytes) -> Event:
-        if source not in self._decoders:
-            self._decoders[source] = self._decoder(source)
-        decoder = self._decoders[source]
-        values: dict[str, Any] = {}
-        if decoder is not None:
-            try:
-                values = decoder.decode(data)
-            except PackageError:
-                values = {}  # shorter than any member: only .raw tells what came
-        return Event(values, data, source)
+    async def arecords(self, timeout: float | None = None,
+                       ) -> AsyncIterator[tuple[str, bytes]]:
+        """``records()`` for asyncio, waiting as ``aevents()`` does."""
+        import asyncio
 
-    def _decoder(self, source: str) -> Decoder | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed:
+            if self._queue:
+                yield self._queue.popleft()
+                continue
+            wait = _wait_ms(deadline)
+            if wait is None:
+                return
+            await asyncio.to_thread(self._poll, wait)
+
+    def _poll(self, wait_ms: int) -> None:
+        with self._lock:
+            if not self.closed:  # closed by another thread while this one waited
+                self._runner.poll_buffers(wait_ms)
+
+    def _maker(self, source: str) -> Maker:
         from ..run.decode import Decoder
         from ..run.loader import event_type_id
 
@@ -245,8 +324,66 @@ class Program:
         metas = {m.get("name"): m for m in self.package.meta["bpf_skel"].get("maps") or []}
         type_id = event_type_id(self.package.meta, metas.get(source, {}))
         if btf is None or type_id is None:
-            return None
-        return Decoder(btf, type_id)
+            make = event_maker(source)
+        else:
+            make = event_maker(source, Decoder(btf, type_id), holds_structs(btf, type_id))
+        self._makers[source] = make
+        return make
+
+    # -- iterators -----------------------------------------------------------------------
+
+    @overload
+    def iterate(self, program: str, *, raw: Literal[False] = False) -> IterOutput: ...
+
+    @overload
+    def iterate(self, program: str, *, raw: Literal[True]) -> bytes: ...
+
+    @overload
+    def iterate(self, program: str, *, raw: bool) -> IterOutput | bytes: ...
+
+    def iterate(self, program: str, *, raw: bool = False) -> IterOutput | bytes:
+        """Run the iterator program ``program`` (``SEC("iter/...")``) once and read
+        what it wrote to the end, as ``ecc run`` reads it: a list of
+        :class:`~ecc.api.values.Event` records (``bpf_seq_write`` of the struct
+        the program names with ``@export``, else of an export type whose size
+        divides the output), ``str`` for ``BPF_SEQ_PRINTF`` text, and ``bytes``
+        when neither fits (the reason in ``notes``). ``raw=True``: the bytes as
+        written, undecoded. Needs no ``attach()``; each call is a fresh pass
+        over the kernel's objects."""
+        from ..run import libbpf
+
+        with self._lock:
+            self._check_open()
+            assert self._runner.obj is not None
+            found = self._runner.obj.find_program(program)
+            if found is None or not found.section_name.startswith("iter"):
+                raise KeyError(f"{self.name} has no iterator program {program!r}")
+            try:
+                link = found.attach_iter()
+            except EccError as exc:
+                raise AttachError(str(exc), exc.details) from exc
+            try:
+                data = libbpf.read_iter(link)
+            finally:
+                link.destroy()
+        return data if raw else self._iter_output(program, data)
+
+    def _iter_output(self, program: str, data: bytes) -> IterOutput:
+        from ..run.hexdump import decode_text
+        from ..run.iterators import iter_reading_of
+
+        how, decoder = iter_reading_of(self.package, program, data, self.notes.append)
+        if how == "text":
+            return decode_text(data)
+        if decoder is None:
+            self.notes.append(f"ecc: iterator {program}: {len(data)} bytes of binary output "
+                              "and no struct to decode them with (name one with @export)")
+            return data
+        # nested=True: wrap whatever holds structs (the type id is not at hand; not hot).
+        make = event_maker(program, decoder, True).make
+        size = decoder.size
+        # A tail shorter than one record holds the members that arrived, as events do.
+        return [make(data[off:off + size]) for off in range(0, len(data), size)]
 
     # -- histograms ----------------------------------------------------------------------
 
@@ -260,6 +397,8 @@ class Program:
         sample = self._sample(map_name)
         found = histograms(self._map(map_name), sample)
         if key is not None:
+            if isinstance(key, Mapping) and not isinstance(key, Record):
+                key = Record(key)  # a struct key given as a dict, as maps[...] takes it
             if key not in found:
                 raise KeyError(key)
             return found[key]
@@ -292,8 +431,10 @@ class Program:
         and from another thread than the one reading ``events()``."""
         self._closed = True  # seen by an events() loop between two polls
         with self._lock:
+            self.variables.close()  # unmapped first: a mapping would keep the maps alive
             self._runner.close()
         self._queue.clear()
+        self._batch.clear()
 
     @property
     def closed(self) -> bool:
@@ -312,12 +453,30 @@ class Program:
         return f"<ecc.Program {self.name!r} {state}>"
 
 
+_NO_MAKER = Maker(lambda data: Event({}, data, ""), None, 0)
+
+
+def _wait_ms(deadline: float | None) -> int | None:
+    """How long the next wait for records may last; None once the deadline has passed."""
+    if deadline is None:
+        return POLL_MS
+    left = deadline - time.monotonic()
+    return None if left <= 0 else min(POLL_MS, max(1, int(left * 1000)))
+
+
 def _option_specs(package: LoadedPackage) -> list[OptionSpec]:
     from ..run.options import option_specs
 
     if package.btf is None:
         return []
     return option_specs(package.meta, package.elf, package.btf, package.elf.data_sections)
+
+
+def _kconfig_names(package: LoadedPackage) -> list[str]:
+    sections = package.meta["bpf_skel"].get("data_sections") or []
+    return [str(v.get("name")) for sec in sections if isinstance(sec, Mapping)
+            and sec.get("name") == ".kconfig" for v in sec.get("variables") or []
+            if isinstance(v, Mapping)]
 
 
 def _by_long(specs: list[OptionSpec], values: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import keyword
 import struct
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..btf import Btf, resolve_size, skip_mods_and_typedefs
 from ..btf.types import Array, Enum, Enum64, Float, Int, Ptr, Struct, Union
+from ..errors import PackageError
+
+if TYPE_CHECKING:
+    from ..run.decode import Decoder
 
 
 class Record(Mapping[str, Any]):
@@ -55,19 +61,25 @@ class Record(Mapping[str, Any]):
 
 
 class Event(Record):
-    """One record a program sent through a ring or perf buffer, decoded by its export type.
+    """One record a program sent through a ring or perf buffer (or wrote from an
+    iterator with ``bpf_seq_write``), decoded by its export type.
 
-    ``raw`` is the record as it arrived; ``map`` the buffer map it came from. A
+    ``raw`` is the record as it arrived; ``map`` the buffer map it came from (the
+    iterator program's name, for ``Program.iterate``). A
     record shorter than its type holds the members that arrived; one with no
     whole member (or from a map without an export type) has no fields.
     """
 
-    __slots__ = ("map", "raw")
+    __slots__ = ("_map", "raw")
 
     def __init__(self, values: Mapping[str, Any], raw: bytes, map: str) -> None:
         super().__init__(values)
         self.raw = raw
-        self.map = map
+        self._map = map
+
+    @property
+    def map(self) -> str:
+        return self._map
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Event):
@@ -76,6 +88,85 @@ class Event(Record):
 
     def __hash__(self) -> int:
         return hash((self.map, self.raw))
+
+
+class Maker(NamedTuple):
+    """How the records of one buffer map become Events: ``make(data)``; and, for a
+    loop that inlines the usual case, ``read(data, 0)``, which ``make`` uses for
+    records of ``size`` bytes or more (None when the type does not fuse)."""
+
+    make: Callable[[bytes], Event]
+    read: Callable[[bytes, int], Event] | None
+    size: int
+
+
+def event_maker(source: str, decoder: Decoder | None = None, nested: bool = False) -> Maker:
+    """``data -> Event`` for the records of one buffer map, made once per map.
+
+    The Events are of a subclass with a slot per field, filled by one generated
+    function (``Decoder.reader_into``), so a field reads as a plain attribute.
+    A field whose name the class already has (``keys``, ``raw``) or that Python
+    cannot take as one gets a private slot: it reads as ``e["keys"]``. Values
+    are wrapped into Records only when the type holds structs.
+    """
+    fields = decoder.fields if decoder is not None else ()
+    taken = {name for klass in Event.__mro__ for name in vars(klass)}
+    slot_of = {name: name if name.isidentifier() and not keyword.iskeyword(name)
+               and not name.startswith("__") and name not in taken else f"_f{i}"
+               for i, name in enumerate(fields)}
+    cls: Any = type("Event", (Event,), {
+        "__slots__": tuple(slot_of.values()), "_values": property(_slot_values),
+        # The map is the class's (a property, which no field can hide): one set less.
+        "map": property(lambda self: source)})
+    cls._slots = [(name, vars(cls)[slot]) for name, slot in slot_of.items()]
+    new, wrapper = object.__new__, wrap if nested else None
+    read = None if decoder is None else decoder.reader_into(cls, slot_of, wrapper, "raw")
+    size = decoder.size if decoder is not None else 0
+
+    def make(data: bytes) -> Event:
+        if read is not None and len(data) >= size:
+            made: Event = read(data, 0)
+            return made
+        values: dict[str, Any] = {}
+        if decoder is not None:
+            # Shorter than any member: no fields, only .raw tells what came.
+            with contextlib.suppress(PackageError):
+                values = decoder.decode(data)
+        event: Event = new(cls)
+        for name, value in values.items():
+            setattr(event, slot_of[name], value if wrapper is None else wrapper(value))
+        event.raw = data
+        return event
+
+    return Maker(make, read, size)
+
+
+def _slot_values(self: Record) -> dict[str, Any]:
+    # The fields set (a short record leaves some out), by the slots' own descriptors:
+    # getattr would fall back to __getattr__, which asks for this very dict.
+    out = {}
+    slots: list[tuple[str, Any]] = getattr(type(self), "_slots")  # noqa: B009
+    for name, slot in slots:
+        try:
+            out[name] = slot.__get__(self, None)
+        except AttributeError:
+            continue
+    return out
+
+
+def holds_structs(btf: Btf, type_id: int) -> bool:
+    """Whether a struct's decoded values hold dicts: a struct member, an array of structs."""
+    t = btf[skip_mods_and_typedefs(btf, type_id)]
+    if not isinstance(t, (Struct, Union)):
+        return False
+    for m in t.members:
+        inner = btf[skip_mods_and_typedefs(btf, m.type)]
+        while isinstance(inner, Array):
+            inner = btf[skip_mods_and_typedefs(btf, inner.type)]
+        # An anonymous member's own members are ours (the decoder flattens them).
+        if isinstance(inner, (Struct, Union)) and (m.name or holds_structs(btf, m.type)):
+            return True
+    return False
 
 
 def wrap(value: Any) -> Any:
@@ -175,7 +266,8 @@ def _put_int(value: Any, size: int, signed: bool, buf: bytearray, off: int, wher
 def _put_array(btf: Btf, t: Array, value: Any, buf: bytearray, off: int, where: str) -> None:
     elem_size = resolve_size(btf, t.type)
     elem = btf[skip_mods_and_typedefs(btf, t.type)]
-    if _is_char(elem) and isinstance(value, (str, bytes, bytearray)):
+    if isinstance(value, str) and _is_char(elem) or isinstance(value, (bytes, bytearray)) and (
+            isinstance(elem, Int) and elem.size == 1):  # char arrays and __u8 ones alike
         data = value.encode() if isinstance(value, str) else bytes(value)
         limit = t.nelems - 1 if isinstance(value, str) else t.nelems  # a str stays terminated
         if len(data) > limit:

@@ -26,10 +26,10 @@ import bisect
 import struct
 import sys
 from array import array
-from dataclasses import dataclass
 
 from ecc.btf import raw
 from ecc.errors import BtfError
+from ecc.record import Record, set_field
 
 # Kinds whose third word (btf_type.size_or_type) is a type id.
 _TYPE_IN_HEADER = frozenset({2, 8, 9, 10, 11, 12, 13, 14, 17, 18})
@@ -40,8 +40,9 @@ TYPE_ID_RELO_KINDS = frozenset({6, 7})
 _SHAPE_DEPTH = 6
 
 
-@dataclass(frozen=True)
-class Canonical:
+class Canonical(Record):
+    __slots__ = ("btf", "ext", "type_map", "type_id_insns", "_old_starts", "_new_starts",
+                 "_old_end")
     btf: bytes
     ext: bytes | None
     type_map: tuple[int, ...]           # old id -> new id; index 0 is void
@@ -49,6 +50,17 @@ class Canonical:
     _old_starts: tuple[int, ...]        # byte offset in .BTF of each record, old order
     _new_starts: tuple[int, ...]        # byte offset in .BTF of the same record, new order
     _old_end: int                       # where the old type section ends
+
+    def __init__(self, btf: bytes, ext: bytes | None, type_map: tuple[int, ...],
+                 type_id_insns: tuple[tuple[str, int], ...], _old_starts: tuple[int, ...],
+                 _new_starts: tuple[int, ...], _old_end: int) -> None:
+        set_field(self, "btf", btf)
+        set_field(self, "ext", ext)
+        set_field(self, "type_map", type_map)
+        set_field(self, "type_id_insns", type_id_insns)
+        set_field(self, "_old_starts", _old_starts)
+        set_field(self, "_new_starts", _new_starts)
+        set_field(self, "_old_end", _old_end)
 
     def moved(self, offset: int) -> int:
         """Where a byte of the old ``.BTF`` inside a type record is now (for ``.rel.BTF``)."""
@@ -316,14 +328,22 @@ class _Strings:
 _EXT_FIELDS = (((4,), (), 8), ((), (4, 8), 16), ((4,), (8,), 16))
 
 
-@dataclass(frozen=True)
-class _ExtInfo:
+class _ExtInfo(Record):
     """Where ``.BTF.ext`` holds type ids and string offsets, in file order."""
 
+    __slots__ = ("type_id_offsets", "string_offsets", "type_ids", "core_relos")
     type_id_offsets: tuple[int, ...]    # byte offsets of type-id fields
     string_offsets: tuple[int, ...]     # byte offsets of string-offset fields
     type_ids: tuple[int, ...]           # the type ids, func_info then core_relo
     core_relos: tuple[tuple[int, int, int, int], ...]  # (sec name off, insn off, kind, field)
+
+    def __init__(self, type_id_offsets: tuple[int, ...], string_offsets: tuple[int, ...],
+                 type_ids: tuple[int, ...],
+                 core_relos: tuple[tuple[int, int, int, int], ...]) -> None:
+        set_field(self, "type_id_offsets", type_id_offsets)
+        set_field(self, "string_offsets", string_offsets)
+        set_field(self, "type_ids", type_ids)
+        set_field(self, "core_relos", core_relos)
 
     @classmethod
     def read(cls, ext: bytes, order: str) -> _ExtInfo:

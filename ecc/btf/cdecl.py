@@ -16,8 +16,6 @@ emission order, which a single declaration does not have).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ecc.btf.parse import MAX_RESOLVE_DEPTH, Btf
 from ecc.btf.types import (
     MODIFIER_KINDS,
@@ -84,14 +82,16 @@ def type_decl(btf: Btf, type_id: int, name: str = "", *, strip_mods: bool = Fals
     return "".join(out)
 
 
-@dataclass(slots=True)
 class _Emitter:
-    btf: Btf
-    strip_mods: bool
-    out: list[str]
-    root: int
-    visited: int = 0
-    nesting: int = 0
+    __slots__ = ("btf", "strip_mods", "out", "root", "visited", "nesting")
+
+    def __init__(self, btf: Btf, strip_mods: bool, out: list[str], root: int) -> None:
+        self.btf = btf
+        self.strip_mods = strip_mods
+        self.out = out
+        self.root = root
+        self.visited = 0
+        self.nesting = 0
 
     def _fail(self, why: str) -> BtfError:
         return BtfError(f"{self.btf.describe(self.root)}: cannot write as C: {why}")

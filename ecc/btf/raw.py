@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ecc.errors import BtfError
 
@@ -38,8 +37,9 @@ KIND_ENUM64 = 19
 MAX_KIND = 19
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+# Named tuples, not dataclasses: these two are made at every BTF reader's import,
+# and a tuple class is built for a fraction of a frozen dataclass's cost.
+class Header(NamedTuple):
     """``struct btf_header``, already in host integers."""
 
     magic: int
@@ -52,8 +52,7 @@ class Header:
     str_len: int
 
 
-@dataclass(frozen=True, slots=True)
-class Layouts:
+class Layouts(NamedTuple):
     """Every BTF record layout for one byte order."""
 
     order: ByteOrder

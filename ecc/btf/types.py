@@ -1,7 +1,7 @@
-"""The meaning of BTF: one frozen dataclass per kind, wire details decoded away.
+"""The meaning of BTF: one frozen record per kind, wire details decoded away.
 
 Types refer to each other by id (``int``), never by object: BTF graphs have
-cycles (``struct list_head { struct list_head *next; }``), and dataclasses
+cycles (``struct list_head { struct list_head *next; }``), and records
 that held each other would recurse forever in ``repr`` and ``==``. Ids are
 also what callers need anyway (``export_types.type_id``, bpftool diffs).
 
@@ -10,9 +10,11 @@ Look a referenced id up with ``btf[type_id]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import builtins
 from enum import IntEnum
 from typing import ClassVar
+
+from ..record import Record, set_field
 
 
 class Kind(IntEnum):
@@ -48,48 +50,89 @@ class Linkage(IntEnum):
     EXTERN = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Void:
+# The shared frozen-record base (ecc/record.py): ``@dataclass`` compiling two dozen
+# classes' methods at import was the largest part of an ``ecc run``'s start.
+_Record = Record
+_set = set_field
+
+
+class Void(_Record):
     """Type id 0. Never stored in the type section; BTF refers to it as 'no type'."""
 
-    id: int = 0
-    name: str = ""
+    __slots__ = ("id", "name")
     kind: ClassVar[Kind] = Kind.UNKN
+    id: int
+    name: str
+
+    def __init__(self, id: int = 0, name: str = "") -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
 
 
-@dataclass(frozen=True, slots=True)
-class Int:
+class Int(_Record):
+    __slots__ = ("id", "name", "size", "signed", "char", "bool", "bits", "offset")
+    kind: ClassVar[Kind] = Kind.INT
     id: int
     name: str
     size: int
-    signed: bool
-    char: bool
-    bool: bool
+    signed: builtins.bool
+    char: builtins.bool
+    bool: builtins.bool
     bits: int
     offset: int
-    kind: ClassVar[Kind] = Kind.INT
+
+    def __init__(
+        self,
+        id: int,
+        name: str,
+        size: int,
+        signed: builtins.bool,
+        char: builtins.bool,
+        bool: builtins.bool,
+        bits: int,
+        offset: int,
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "signed", signed)
+        _set(self, "char", char)
+        _set(self, "bool", bool)
+        _set(self, "bits", bits)
+        _set(self, "offset", offset)
 
 
-@dataclass(frozen=True, slots=True)
-class Ptr:
+class Ptr(_Record):
+    __slots__ = ("id", "name", "type")
+    kind: ClassVar[Kind] = Kind.PTR
     id: int
     name: str
     type: int
-    kind: ClassVar[Kind] = Kind.PTR
+
+    def __init__(self, id: int, name: str, type: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
 
 
-@dataclass(frozen=True, slots=True)
-class Array:
+class Array(_Record):
+    __slots__ = ("id", "name", "type", "index_type", "nelems")
+    kind: ClassVar[Kind] = Kind.ARRAY
     id: int
     name: str
     type: int
     index_type: int
     nelems: int
-    kind: ClassVar[Kind] = Kind.ARRAY
+
+    def __init__(self, id: int, name: str, type: int, index_type: int, nelems: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
+        _set(self, "index_type", index_type)
+        _set(self, "nelems", nelems)
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(_Record):
     """A struct/union field.
 
     ``bit_offset`` is from the start of the enclosing type; ``bitfield_size``
@@ -98,170 +141,276 @@ class Member:
     the INT at the end of the field's type chain).
     """
 
+    __slots__ = ("name", "type", "bit_offset", "bitfield_size")
     name: str
     type: int
     bit_offset: int
     bitfield_size: int
 
+    def __init__(self, name: str, type: int, bit_offset: int, bitfield_size: int) -> None:
+        _set(self, "name", name)
+        _set(self, "type", type)
+        _set(self, "bit_offset", bit_offset)
+        _set(self, "bitfield_size", bitfield_size)
 
-@dataclass(frozen=True, slots=True)
-class Struct:
-    id: int
-    name: str
-    size: int
-    members: tuple[Member, ...]
+
+class Struct(_Record):
+    __slots__ = ("id", "name", "size", "members")
     kind: ClassVar[Kind] = Kind.STRUCT
-
-
-@dataclass(frozen=True, slots=True)
-class Union:
     id: int
     name: str
     size: int
     members: tuple[Member, ...]
+
+    def __init__(self, id: int, name: str, size: int, members: tuple[Member, ...]) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "members", members)
+
+
+class Union(_Record):
+    __slots__ = ("id", "name", "size", "members")
     kind: ClassVar[Kind] = Kind.UNION
+    id: int
+    name: str
+    size: int
+    members: tuple[Member, ...]
+
+    def __init__(self, id: int, name: str, size: int, members: tuple[Member, ...]) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "members", members)
 
 
-@dataclass(frozen=True, slots=True)
-class EnumValue:
+class EnumValue(_Record):
     """An enumerator; ``value`` is already sign-interpreted per the enum's ``signed``."""
 
+    __slots__ = ("name", "value")
     name: str
     value: int
 
+    def __init__(self, name: str, value: int) -> None:
+        _set(self, "name", name)
+        _set(self, "value", value)
 
-@dataclass(frozen=True, slots=True)
-class Enum:
-    id: int
-    name: str
-    size: int
-    signed: bool
-    values: tuple[EnumValue, ...]
+
+class Enum(_Record):
+    __slots__ = ("id", "name", "size", "signed", "values")
     kind: ClassVar[Kind] = Kind.ENUM
-
-
-@dataclass(frozen=True, slots=True)
-class Enum64:
     id: int
     name: str
     size: int
     signed: bool
     values: tuple[EnumValue, ...]
+
+    def __init__(
+        self, id: int, name: str, size: int, signed: bool, values: tuple[EnumValue, ...],
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "signed", signed)
+        _set(self, "values", values)
+
+
+class Enum64(_Record):
+    __slots__ = ("id", "name", "size", "signed", "values")
     kind: ClassVar[Kind] = Kind.ENUM64
+    id: int
+    name: str
+    size: int
+    signed: bool
+    values: tuple[EnumValue, ...]
+
+    def __init__(
+        self, id: int, name: str, size: int, signed: bool, values: tuple[EnumValue, ...],
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "signed", signed)
+        _set(self, "values", values)
 
 
-@dataclass(frozen=True, slots=True)
-class Fwd:
+class Fwd(_Record):
+    __slots__ = ("id", "name", "is_union")
+    kind: ClassVar[Kind] = Kind.FWD
     id: int
     name: str
     is_union: bool
-    kind: ClassVar[Kind] = Kind.FWD
+
+    def __init__(self, id: int, name: str, is_union: bool) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "is_union", is_union)
 
 
-@dataclass(frozen=True, slots=True)
-class Typedef:
-    id: int
-    name: str
-    type: int
+class Typedef(_Record):
+    __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.TYPEDEF
-
-
-@dataclass(frozen=True, slots=True)
-class Volatile:
     id: int
     name: str
     type: int
+
+    def __init__(self, id: int, name: str, type: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
+
+
+class Volatile(_Record):
+    __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.VOLATILE
-
-
-@dataclass(frozen=True, slots=True)
-class Const:
     id: int
     name: str
     type: int
+
+    def __init__(self, id: int, name: str, type: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
+
+
+class Const(_Record):
+    __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.CONST
-
-
-@dataclass(frozen=True, slots=True)
-class Restrict:
     id: int
     name: str
     type: int
+
+    def __init__(self, id: int, name: str, type: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
+
+
+class Restrict(_Record):
+    __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.RESTRICT
+    id: int
+    name: str
+    type: int
+
+    def __init__(self, id: int, name: str, type: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
 
 
-@dataclass(frozen=True, slots=True)
-class Func:
+class Func(_Record):
     """A function; ``type`` is its FUNC_PROTO, ``linkage`` a ``Linkage`` value."""
 
+    __slots__ = ("id", "name", "type", "linkage")
+    kind: ClassVar[Kind] = Kind.FUNC
     id: int
     name: str
     type: int
     linkage: int
-    kind: ClassVar[Kind] = Kind.FUNC
+
+    def __init__(self, id: int, name: str, type: int, linkage: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
+        _set(self, "linkage", linkage)
 
 
-@dataclass(frozen=True, slots=True)
-class Param:
+class Param(_Record):
+    __slots__ = ("name", "type")
     name: str
     type: int
 
+    def __init__(self, name: str, type: int) -> None:
+        _set(self, "name", name)
+        _set(self, "type", type)
 
-@dataclass(frozen=True, slots=True)
-class FuncProto:
+
+class FuncProto(_Record):
     """A function signature.
 
     A trailing ``...`` is encoded in BTF as a last parameter of type 0; it is
     taken out of ``params`` and reported as ``variadic``.
     """
 
+    __slots__ = ("id", "name", "return_type", "params", "variadic")
+    kind: ClassVar[Kind] = Kind.FUNC_PROTO
     id: int
     name: str
     return_type: int
     params: tuple[Param, ...]
     variadic: bool
-    kind: ClassVar[Kind] = Kind.FUNC_PROTO
+
+    def __init__(
+        self, id: int, name: str, return_type: int, params: tuple[Param, ...], variadic: bool,
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "return_type", return_type)
+        _set(self, "params", params)
+        _set(self, "variadic", variadic)
 
 
-@dataclass(frozen=True, slots=True)
-class Var:
+class Var(_Record):
     """A global variable; ``linkage`` is 0 static, 1 global, 2 extern."""
 
+    __slots__ = ("id", "name", "type", "linkage")
+    kind: ClassVar[Kind] = Kind.VAR
     id: int
     name: str
     type: int
     linkage: int
-    kind: ClassVar[Kind] = Kind.VAR
+
+    def __init__(self, id: int, name: str, type: int, linkage: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
+        _set(self, "linkage", linkage)
 
 
-@dataclass(frozen=True, slots=True)
-class VarSecinfo:
+class VarSecinfo(_Record):
     """One DATASEC entry. ``type`` is usually a VAR, a FUNC for ``.ksyms``."""
 
+    __slots__ = ("type", "offset", "size")
     type: int
     offset: int
     size: int
 
+    def __init__(self, type: int, offset: int, size: int) -> None:
+        _set(self, "type", type)
+        _set(self, "offset", offset)
+        _set(self, "size", size)
 
-@dataclass(frozen=True, slots=True)
-class Datasec:
+
+class Datasec(_Record):
+    __slots__ = ("id", "name", "size", "vars")
+    kind: ClassVar[Kind] = Kind.DATASEC
     id: int
     name: str
     size: int
     vars: tuple[VarSecinfo, ...]
-    kind: ClassVar[Kind] = Kind.DATASEC
+
+    def __init__(self, id: int, name: str, size: int, vars: tuple[VarSecinfo, ...]) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "size", size)
+        _set(self, "vars", vars)
 
 
-@dataclass(frozen=True, slots=True)
-class Float:
+class Float(_Record):
+    __slots__ = ("id", "name", "size")
+    kind: ClassVar[Kind] = Kind.FLOAT
     id: int
     name: str
     size: int
-    kind: ClassVar[Kind] = Kind.FLOAT
+
+    def __init__(self, id: int, name: str, size: int) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "size", size)
 
 
-@dataclass(frozen=True, slots=True)
-class DeclTag:
+class DeclTag(_Record):
     """``btf_decl_tag`` on ``type``; ``component_idx`` -1 for the whole type,
     else the member or parameter index.
 
@@ -269,23 +418,39 @@ class DeclTag:
     (``__attribute__((name))``) rather than ``btf_decl_tag("name")``.
     """
 
+    __slots__ = ("id", "name", "type", "component_idx", "attr")
+    kind: ClassVar[Kind] = Kind.DECL_TAG
     id: int
     name: str
     type: int
     component_idx: int
-    attr: bool = False
-    kind: ClassVar[Kind] = Kind.DECL_TAG
+    attr: bool
+
+    def __init__(
+        self, id: int, name: str, type: int, component_idx: int, attr: bool = False,
+    ) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
+        _set(self, "component_idx", component_idx)
+        _set(self, "attr", attr)
 
 
-@dataclass(frozen=True, slots=True)
-class TypeTag:
+class TypeTag(_Record):
     """``btf_type_tag`` on ``type``; ``attr`` as for ``DeclTag``."""
 
+    __slots__ = ("id", "name", "type", "attr")
+    kind: ClassVar[Kind] = Kind.TYPE_TAG
     id: int
     name: str
     type: int
-    attr: bool = False
-    kind: ClassVar[Kind] = Kind.TYPE_TAG
+    attr: bool
+
+    def __init__(self, id: int, name: str, type: int, attr: bool = False) -> None:
+        _set(self, "id", id)
+        _set(self, "name", name)
+        _set(self, "type", type)
+        _set(self, "attr", attr)
 
 
 Type = (

@@ -116,7 +116,7 @@ def read_core_relos(obj: BpfObject, data: bytes, btf: Btf) -> tuple[CoreRelo, ..
         if count == 0 or pos + count * rec_size > end:
             raise BtfError(f".BTF.ext: core_relo block at offset {pos - 8} claims {count} "
                            f"records, more than the section holds")
-        section = btf.string_at(name_off)
+        section = _string(btf, name_off, f"core_relo block at offset {pos - 8}: section name")
         insns = code.get(section)
         if insns is None:
             raise BtfError(f".BTF.ext: core_relo records for '{section}', which is no code "
@@ -130,9 +130,18 @@ def read_core_relos(obj: BpfObject, data: bytes, btf: Btf) -> tuple[CoreRelo, ..
             out.append(CoreRelo(
                 index=len(out), section=section,
                 program=_program_at(programs.get(section, ()), insn_off, section),
-                insn_off=insn_off, type_id=type_id, access=btf.string_at(access_off),
+                insn_off=insn_off, type_id=type_id,
+                access=_string(btf, access_off, f"relocation at byte {insn_off} of '{section}': "
+                               "access string"),
                 kind=kind, insn=insns[insn_off:insn_off + 2 * INSN_SIZE]))
     return tuple(out)
+
+
+def _string(btf: Btf, offset: int, what: str) -> str:
+    try:
+        return btf.string_at(offset)
+    except BtfError as exc:
+        raise BtfError(f".BTF.ext: {what}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

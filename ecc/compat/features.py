@@ -1,20 +1,15 @@
-"""What else a kernel must have for an object to load: program types, attach points,
-map types, helpers and kfuncs; and the first kernel version that has each.
+"""What else a kernel must have for an object to load: program types, attach types and
+points, map types, helpers and kfuncs; and the first kernel release that has each.
 
 Where the target's BTF can tell, it decides: a full kernel BTF carries the UAPI
-enums (``enum bpf_prog_type``, ``bpf_map_type``, ``bpf_func_id``), every kfunc
-as a FUNC, every BTF-attachable function as a FUNC, and a ``btf_trace_<event>``
-typedef per raw tracepoint. A minimized BTF (``--btfgen``, ``bpftool gen
-min_core_btf``) has none of these; then the version table below is checked
-against the kernel's version, when that is known.
+enums (``enum bpf_prog_type``, ``bpf_attach_type``, ``bpf_map_type``,
+``bpf_func_id``), every kfunc as a FUNC, every BTF-attachable function as a FUNC,
+and a ``btf_trace_<event>`` typedef per raw tracepoint. A minimized BTF
+(``--btfgen``, ``bpftool gen min_core_btf``) has none of these; then the release
+table (ecc/compat/versions.py, where its sources are cited) is checked against
+the kernel's version, when that is known.
 
-Version table source: the "BPF Features by Linux Kernel Version" list kept with
-BCC (github.com/iovisor/bcc, docs/kernel-versions.md), which gives for each
-program type, map type and helper the kernel release that added it; the
-numbering is the kernel's own (include/uapi/linux/bpf.h, whose enums only ever
-grow at the end). The kernel's Documentation/bpf/ does not list versions. The
-table is partial: the common items only (see the counts in the README); an
-item not in it is checked by BTF alone.
+Which program and attach type a section means is libbpf's (its ``section_defs``).
 """
 
 from __future__ import annotations
@@ -29,79 +24,68 @@ from ..btf.types import Datasec, Enum, Enum64, Func, Kind
 from ..elf import STB_LOCAL, BpfObject
 from .btfext import ProgramCode
 from .target import TargetBtf
+from .versions import ATTACH_BY_NAME, HELPERS, MAP_TYPES, PROG_TYPES, Version
 
-Version = tuple[int, int]
+UAPI_ENUMS = ("bpf_attach_type", "bpf_func_id", "bpf_map_type", "bpf_prog_type")
 
-# enum bpf_prog_type: number -> (name, first version)
-PROG_TYPES: dict[int, tuple[str, Version]] = {
-    1: ("SOCKET_FILTER", (3, 19)), 2: ("KPROBE", (4, 1)), 3: ("SCHED_CLS", (4, 1)),
-    4: ("SCHED_ACT", (4, 1)), 5: ("TRACEPOINT", (4, 7)), 6: ("XDP", (4, 8)),
-    7: ("PERF_EVENT", (4, 9)), 8: ("CGROUP_SKB", (4, 10)), 9: ("CGROUP_SOCK", (4, 10)),
-    10: ("LWT_IN", (4, 10)), 11: ("LWT_OUT", (4, 10)), 12: ("LWT_XMIT", (4, 10)),
-    13: ("SOCK_OPS", (4, 13)), 14: ("SK_SKB", (4, 14)), 15: ("CGROUP_DEVICE", (4, 15)),
-    16: ("SK_MSG", (4, 17)), 17: ("RAW_TRACEPOINT", (4, 17)),
-    18: ("CGROUP_SOCK_ADDR", (4, 17)), 19: ("LWT_SEG6LOCAL", (4, 18)),
-    20: ("LIRC_MODE2", (4, 18)), 21: ("SK_REUSEPORT", (4, 19)),
-    22: ("FLOW_DISSECTOR", (4, 20)), 23: ("CGROUP_SYSCTL", (5, 2)),
-    24: ("RAW_TRACEPOINT_WRITABLE", (5, 2)), 25: ("CGROUP_SOCKOPT", (5, 3)),
-    26: ("TRACING", (5, 5)), 27: ("STRUCT_OPS", (5, 6)), 28: ("EXT", (5, 6)),
-    29: ("LSM", (5, 7)), 30: ("SK_LOOKUP", (5, 9)), 31: ("SYSCALL", (5, 14)),
-    32: ("NETFILTER", (6, 4)),
-}
-
-# enum bpf_map_type: number -> (name, first version)
-MAP_TYPES: dict[int, tuple[str, Version]] = {
-    1: ("HASH", (3, 19)), 2: ("ARRAY", (3, 19)), 3: ("PROG_ARRAY", (4, 2)),
-    4: ("PERF_EVENT_ARRAY", (4, 3)), 5: ("PERCPU_HASH", (4, 6)),
-    6: ("PERCPU_ARRAY", (4, 6)), 7: ("STACK_TRACE", (4, 6)), 8: ("CGROUP_ARRAY", (4, 8)),
-    9: ("LRU_HASH", (4, 10)), 10: ("LRU_PERCPU_HASH", (4, 10)), 11: ("LPM_TRIE", (4, 11)),
-    12: ("ARRAY_OF_MAPS", (4, 12)), 13: ("HASH_OF_MAPS", (4, 12)), 14: ("DEVMAP", (4, 14)),
-    15: ("SOCKMAP", (4, 14)), 16: ("CPUMAP", (4, 15)), 17: ("XSKMAP", (4, 18)),
-    18: ("SOCKHASH", (4, 18)), 19: ("CGROUP_STORAGE", (4, 19)),
-    20: ("REUSEPORT_SOCKARRAY", (4, 19)), 21: ("PERCPU_CGROUP_STORAGE", (4, 20)),
-    22: ("QUEUE", (4, 20)), 23: ("STACK", (4, 20)), 24: ("SK_STORAGE", (5, 2)),
-    25: ("DEVMAP_HASH", (5, 4)), 26: ("STRUCT_OPS", (5, 6)), 27: ("RINGBUF", (5, 8)),
-    28: ("INODE_STORAGE", (5, 10)), 29: ("TASK_STORAGE", (5, 11)),
-    30: ("BLOOM_FILTER", (5, 16)), 31: ("USER_RINGBUF", (6, 1)),
-    32: ("CGRP_STORAGE", (6, 2)), 33: ("ARENA", (6, 9)),
-}
-
-# enum bpf_func_id: number -> (name without BPF_FUNC_, first version); the common ones.
-HELPERS: dict[int, tuple[str, Version]] = {
-    1: ("map_lookup_elem", (3, 19)), 2: ("map_update_elem", (3, 19)),
-    3: ("map_delete_elem", (3, 19)), 4: ("probe_read", (4, 1)),
-    5: ("ktime_get_ns", (4, 1)), 6: ("trace_printk", (4, 1)),
-    7: ("get_prandom_u32", (4, 1)), 8: ("get_smp_processor_id", (4, 1)),
-    12: ("tail_call", (4, 2)), 14: ("get_current_pid_tgid", (4, 2)),
-    15: ("get_current_uid_gid", (4, 2)), 16: ("get_current_comm", (4, 2)),
-    25: ("perf_event_output", (4, 4)), 27: ("get_stackid", (4, 6)),
-    35: ("get_current_task", (4, 8)), 45: ("probe_read_str", (4, 11)),
-    51: ("redirect_map", (4, 14)), 67: ("get_stack", (4, 18)),
-    80: ("get_current_cgroup_id", (4, 18)), 112: ("probe_read_user", (5, 5)),
-    113: ("probe_read_kernel", (5, 5)), 114: ("probe_read_user_str", (5, 5)),
-    115: ("probe_read_kernel_str", (5, 5)), 125: ("ktime_get_boot_ns", (5, 8)),
-    130: ("ringbuf_output", (5, 8)), 131: ("ringbuf_reserve", (5, 8)),
-    132: ("ringbuf_submit", (5, 8)), 133: ("ringbuf_discard", (5, 8)),
-    134: ("ringbuf_query", (5, 8)), 158: ("get_current_task_btf", (5, 11)),
-    164: ("for_each_map_elem", (5, 13)), 165: ("snprintf", (5, 13)),
-    181: ("loop", (5, 17)),
-}
-
-# Program section prefixes (libbpf's section_defs) -> prog type number, and how the
-# rest of the section name names an attach point that BTF can confirm.
-_SECTIONS: tuple[tuple[str, int, str], ...] = (
-    ("kprobe.multi", 2, ""), ("kretprobe.multi", 2, ""), ("uprobe", 2, ""),
-    ("uretprobe", 2, ""), ("kprobe/", 2, "func?"), ("kretprobe/", 2, "func?"),
-    ("ksyscall/", 2, ""), ("kretsyscall/", 2, ""),
-    ("tracepoint/", 5, "event?"), ("tp/", 5, "event?"),
-    ("raw_tracepoint/", 17, "raw_tp"), ("raw_tp/", 17, "raw_tp"),
-    ("tp_btf/", 26, "raw_tp"), ("fentry/", 26, "func"), ("fexit/", 26, "func"),
-    ("fmod_ret/", 26, "func"), ("iter/", 26, ""), ("lsm/", 29, "lsm"),
-    ("xdp", 6, ""), ("tc", 3, ""), ("classifier", 3, ""), ("action", 4, ""),
-    ("perf_event", 7, ""), ("socket", 1, ""), ("cgroup_skb/", 8, ""),
-    ("sockops", 13, ""), ("sk_skb", 14, ""), ("sk_msg", 16, ""), ("struct_ops", 27, ""),
-    ("syscall", 31, ""), ("netfilter", 32, ""), ("sk_lookup", 30, ""),
-    ("flow_dissector", 22, ""), ("cgroup/", 9, ""),
+# libbpf section name (exact, or followed by "/...") -> program type number, the
+# expected attach type it implies ("" for none), and how the rest of the name names an
+# attach point that BTF can confirm.
+_SECTIONS: tuple[tuple[str, int, str, str], ...] = (
+    ("kprobe", 2, "", "func?"), ("kretprobe", 2, "", "func?"), ("ksyscall", 2, "", ""),
+    ("kretsyscall", 2, "", ""), ("uprobe", 2, "", ""), ("uretprobe", 2, "", ""),
+    ("uprobe.s", 2, "", ""), ("uretprobe.s", 2, "", ""), ("usdt", 2, "", ""),
+    ("kprobe.multi", 2, "TRACE_KPROBE_MULTI", ""), ("kretprobe.multi", 2, "TRACE_KPROBE_MULTI", ""),
+    ("kprobe.session", 2, "TRACE_KPROBE_SESSION", ""),
+    ("uprobe.multi", 2, "TRACE_UPROBE_MULTI", ""), ("uretprobe.multi", 2, "TRACE_UPROBE_MULTI", ""),
+    ("uprobe.multi.s", 2, "TRACE_UPROBE_MULTI", ""),
+    ("uretprobe.multi.s", 2, "TRACE_UPROBE_MULTI", ""),
+    ("uprobe.session", 2, "TRACE_UPROBE_SESSION", ""),
+    ("tracepoint", 5, "", "event?"), ("tp", 5, "", "event?"),
+    ("raw_tracepoint", 17, "", "raw_tp"), ("raw_tp", 17, "", "raw_tp"),
+    ("raw_tracepoint.w", 24, "", "raw_tp"), ("raw_tp.w", 24, "", "raw_tp"),
+    ("tp_btf", 26, "TRACE_RAW_TP", "raw_tp"), ("fentry", 26, "TRACE_FENTRY", "func"),
+    ("fexit", 26, "TRACE_FEXIT", "func"), ("fmod_ret", 26, "MODIFY_RETURN", "func"),
+    ("fentry.s", 26, "TRACE_FENTRY", "func"), ("fexit.s", 26, "TRACE_FEXIT", "func"),
+    ("fmod_ret.s", 26, "MODIFY_RETURN", "func"), ("iter", 26, "TRACE_ITER", ""),
+    ("iter.s", 26, "TRACE_ITER", ""), ("freplace", 28, "", ""),
+    ("lsm", 29, "LSM_MAC", "lsm"), ("lsm.s", 29, "LSM_MAC", "lsm"),
+    ("lsm_cgroup", 29, "LSM_CGROUP", "lsm"),
+    ("socket", 1, "", ""), ("sk_reuseport", 21, "SK_REUSEPORT_SELECT", ""),
+    ("sk_reuseport/migrate", 21, "SK_REUSEPORT_SELECT_OR_MIGRATE", ""),
+    ("tc", 3, "", ""), ("classifier", 3, "", ""), ("action", 4, "", ""),
+    ("tc/ingress", 3, "TCX_INGRESS", ""), ("tc/egress", 3, "TCX_EGRESS", ""),
+    ("tcx/ingress", 3, "TCX_INGRESS", ""), ("tcx/egress", 3, "TCX_EGRESS", ""),
+    ("netkit/primary", 3, "NETKIT_PRIMARY", ""), ("netkit/peer", 3, "NETKIT_PEER", ""),
+    ("xdp", 6, "", ""), ("xdp.frags", 6, "", ""), ("xdp/devmap", 6, "XDP_DEVMAP", ""),
+    ("xdp.frags/devmap", 6, "XDP_DEVMAP", ""), ("xdp/cpumap", 6, "XDP_CPUMAP", ""),
+    ("xdp.frags/cpumap", 6, "XDP_CPUMAP", ""), ("perf_event", 7, "", ""),
+    ("lwt_in", 10, "", ""), ("lwt_out", 11, "", ""), ("lwt_xmit", 12, "", ""),
+    ("lwt_seg6local", 19, "", ""), ("sockops", 13, "CGROUP_SOCK_OPS", ""),
+    ("sk_skb", 14, "", ""), ("sk_skb/stream_parser", 14, "SK_SKB_STREAM_PARSER", ""),
+    ("sk_skb/stream_verdict", 14, "SK_SKB_STREAM_VERDICT", ""),
+    ("sk_skb/verdict", 14, "SK_SKB_VERDICT", ""), ("sk_msg", 16, "SK_MSG_VERDICT", ""),
+    ("lirc_mode2", 20, "LIRC_MODE2", ""), ("flow_dissector", 22, "FLOW_DISSECTOR", ""),
+    ("cgroup_skb/ingress", 8, "CGROUP_INET_INGRESS", ""),
+    ("cgroup_skb/egress", 8, "CGROUP_INET_EGRESS", ""), ("cgroup/skb", 8, "", ""),
+    ("cgroup/sock_create", 9, "CGROUP_INET_SOCK_CREATE", ""),
+    ("cgroup/sock_release", 9, "CGROUP_INET_SOCK_RELEASE", ""),
+    ("cgroup/sock", 9, "CGROUP_INET_SOCK_CREATE", ""),
+    ("cgroup/post_bind4", 9, "CGROUP_INET4_POST_BIND", ""),
+    ("cgroup/post_bind6", 9, "CGROUP_INET6_POST_BIND", ""),
+    ("cgroup/dev", 15, "CGROUP_DEVICE", ""), ("cgroup/sysctl", 23, "CGROUP_SYSCTL", ""),
+    ("cgroup/getsockopt", 25, "CGROUP_GETSOCKOPT", ""),
+    ("cgroup/setsockopt", 25, "CGROUP_SETSOCKOPT", ""),
+    *((f"cgroup/{hook}{family}", 18, f"CGROUP_{prefix}{family.upper()}_{suffix}", "")
+      for hook, prefix, suffix in (("bind", "INET", "BIND"), ("connect", "INET", "CONNECT"),
+                                   ("getpeername", "INET", "GETPEERNAME"),
+                                   ("getsockname", "INET", "GETSOCKNAME"),
+                                   ("sendmsg", "UDP", "SENDMSG"), ("recvmsg", "UDP", "RECVMSG"))
+      for family in ("4", "6")),
+    *((f"cgroup/{hook}_unix", 18, f"CGROUP_UNIX_{hook.upper()}", "")
+      for hook in ("connect", "sendmsg", "recvmsg", "getpeername", "getsockname")),
+    ("struct_ops", 27, "", ""), ("struct_ops.s", 27, "", ""), ("syscall", 31, "", ""),
+    ("sk_lookup", 30, "SK_LOOKUP", ""), ("netfilter", 32, "NETFILTER", ""),
 )
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
 
@@ -110,7 +94,7 @@ OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
 class Feature:
     """One thing the object needs from a kernel."""
 
-    what: str           # "program type", "attach point", "map type", "helper", "kfunc"
+    what: str  # "program type", "attach type", "attach point", "map type", "helper", "kfunc"
     name: str           # KPROBE, fentry do_unlinkat, RINGBUF, probe_read_kernel, bpf_task_acquire
     users: tuple[str, ...]  # programs (or maps) that need it
     number: int | None = None   # the UAPI enum value
@@ -152,15 +136,19 @@ def object_features(obj: BpfObject, btf: Btf, programs: dict[str, ProgramCode],
     for prog in sorted(programs.values(), key=lambda p: (p.section, p.start)):
         if prog.section == ".text" or prog.name not in global_funcs:
             continue  # subprograms: their helpers count for whoever calls them
-        for prefix, number, attach in _SECTIONS:
-            if prog.section.startswith(prefix):
-                name, since = PROG_TYPES.get(number, (str(number), None))
-                need(Feature("program type", name, (), number, since, "BPF_PROG_TYPE_" + name,
-                             "bpf_prog_type"), prog.name)
-                target = prog.section[len(prefix):]
-                if attach and target:
-                    need(_attach(attach, prefix, target), prog.name)
-                break
+        matched = _section(prog.section)
+        if matched is not None:
+            prefix, number, attach_type, attach = matched
+            name, since = PROG_TYPES.get(number, (str(number), None))
+            need(Feature("program type", name, (), number, since, "BPF_PROG_TYPE_" + name,
+                         "bpf_prog_type"), prog.name)
+            if attach_type:
+                type_number, since = ATTACH_BY_NAME[attach_type]
+                need(Feature("attach type", attach_type, (), type_number, since,
+                             "BPF_" + attach_type, "bpf_attach_type"), prog.name)
+            target = prog.section[len(prefix) + 1:]
+            if attach and target:
+                need(_attach(attach, prefix, target), prog.name)
         for helper in sorted(_helper_calls(prog.code)):
             name, since = HELPERS.get(helper, (f"#{helper}", None))
             need(Feature("helper", name, (), helper, since,
@@ -186,17 +174,28 @@ def object_features(obj: BpfObject, btf: Btf, programs: dict[str, ProgramCode],
     return tuple(out)
 
 
+def _section(section: str) -> tuple[str, int, str, str] | None:
+    """The most specific libbpf section definition that ``section`` falls under."""
+    best = None
+    for entry in _SECTIONS:
+        pattern = entry[0]
+        fits = section == pattern or section.startswith(pattern + "/")
+        if fits and (best is None or len(pattern) > len(best[0])):
+            best = entry
+    return best
+
+
 def _attach(how: str, prefix: str, target: str) -> Feature:
     if how == "lsm":
         return Feature("attach point", f"lsm {target}", (), btf_name=f"bpf_lsm_{target}")
     if how == "raw_tp":
-        return Feature("attach point", f"{prefix.rstrip('/')} {target}", (),
+        return Feature("attach point", f"{prefix} {target}", (),
                        btf_name=f"btf_trace_{target}", soft=prefix.startswith("raw"))
     if how == "event?":
         event = target.rpartition("/")[2]
         return Feature("attach point", f"tracepoint {target}", (),
                        btf_name=f"trace_event_raw_{event}", soft=True)
-    return Feature("attach point", f"{prefix.rstrip('/')} {target}", (), btf_name=target,
+    return Feature("attach point", f"{prefix} {target}", (), btf_name=target,
                    soft=how.endswith("?"))
 
 
@@ -212,7 +211,7 @@ def _helper_calls(code: bytes) -> set[int]:
 
 def lookup_names(features: Iterable[Feature]) -> set[str]:
     """The BTF names a target must be searched for to check these features."""
-    names = {"bpf_func_id", "bpf_map_type", "bpf_prog_type"}
+    names = set(UAPI_ENUMS)
     names.update(f.btf_name for f in features if f.btf_name and not f.btf_enum)
     return names
 
@@ -222,7 +221,7 @@ def check_features(features: Iterable[Feature], target: TargetBtf,
     """Each feature against a kernel: its BTF first, then its version."""
     btf = target.btf
     enums: dict[str, set[str]] = {}
-    for enum_name in ("bpf_func_id", "bpf_map_type", "bpf_prog_type"):
+    for enum_name in UAPI_ENUMS:
         for type_id in target.named(enum_name):
             t = btf[type_id]
             if isinstance(t, Enum | Enum64):

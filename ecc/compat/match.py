@@ -14,6 +14,7 @@ from ..btf import Btf, resolve_size, skip_mods_and_typedefs
 from ..btf.types import Array, Enum, Enum64, FuncProto, Fwd, Int, Kind, Ptr, Struct, Type, Union
 from .btfext import CoreRelo, ReloKind
 from .target import TargetBtf, essential_name
+from .typematch import TooDeep, types_match
 
 # libbpf's BPF_CORE_SPEC_MAX_LEN: deepest access string it accepts.
 SPEC_MAX_LEN = 64
@@ -114,7 +115,10 @@ def _match(local_spec: _Spec, kind: ReloKind, local: Btf, tbtf: Btf, cand: int,
     spec = _Spec(tbtf, cand)
     if kind.type_based:
         if kind == ReloKind.TYPE_MATCHES:
-            ok = _types_match(local, local_spec.root, tbtf, cand, 0)
+            try:
+                ok = types_match(local, local_spec.root, tbtf, cand)
+            except TooDeep:
+                raise _Refused("types nest deeper than libbpf matches") from None
         else:
             ok = _types_compat(local, local_spec.root, tbtf, cand, 2)
         return spec if ok else None
@@ -240,33 +244,3 @@ def _types_compat(local: Btf, local_id: int, tbtf: Btf, targ_id: int, level: int
             continue
         return False
     raise _Refused("types nest too deep")
-
-
-def _types_match(local: Btf, local_id: int, tbtf: Btf, targ_id: int, depth: int) -> bool:
-    """bpf_core_types_match (TYPE_MATCHES), approximated: same kinds, same int size and
-    signedness, every local member/enumerator present by name and matching in turn."""
-    if depth > 32:
-        raise _Refused("types nest too deep")
-    lt = local[skip_mods_and_typedefs(local, local_id)]
-    tt = tbtf[skip_mods_and_typedefs(tbtf, targ_id)]
-    if not _kinds_compat(lt.kind, tt.kind):
-        return False
-    if essential_name(lt.name) and essential_name(lt.name) != essential_name(tt.name):
-        return False
-    if isinstance(lt, Int) and isinstance(tt, Int):
-        return lt.size == tt.size and lt.signed == tt.signed
-    if isinstance(lt, Enum | Enum64) and isinstance(tt, Enum | Enum64):
-        names = {essential_name(v.name) for v in tt.values}
-        return lt.size == tt.size and all(essential_name(v.name) in names for v in lt.values)
-    if isinstance(lt, Struct | Union) and isinstance(tt, Struct | Union):
-        members = {m.name: m for m in tt.members}
-        for m in lt.members:
-            other = members.get(m.name)
-            if other is None or not _types_match(local, m.type, tbtf, other.type, depth + 1):
-                return False
-        return True
-    if isinstance(lt, Ptr) and isinstance(tt, Ptr):
-        return _types_match(local, lt.type, tbtf, tt.type, depth + 1)
-    if isinstance(lt, Array) and isinstance(tt, Array):
-        return lt.nelems == tt.nelems and _types_match(local, lt.type, tbtf, tt.type, depth + 1)
-    return lt.kind == tt.kind

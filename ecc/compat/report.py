@@ -12,6 +12,7 @@ from . import features as feat
 from .btfext import CoreRelo, ProgramCode, read_core_relos, read_programs
 from .relo import ERROR, Resolution, lookup_names, resolve_all
 from .target import index_target
+from .versions import Version
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
 
@@ -30,7 +31,7 @@ class ObjectFacts:
 @dataclass(frozen=True)
 class KernelVerdict:
     kernel: str
-    version: feat.Version | None
+    version: Version | None
     relocations: tuple[Resolution, ...]
     features: tuple[feat.FeatureCheck, ...]
     error: str = ""   # the kernel's BTF could not be read
@@ -63,7 +64,7 @@ def _relo_line(r: Resolution) -> str:
     return f"{r.relo.program}: {r.access} ({r.kind}, {what}: {r.detail})"
 
 
-def kernel_version(name: str) -> feat.Version | None:
+def kernel_version(name: str) -> Version | None:
     """The X.Y a kernel file's name starts with (BTFHub names files by ``uname -r``)."""
     base = name.rsplit("/", 1)[-1]
     match = _VERSION.match(base)
@@ -84,7 +85,7 @@ def analyze_object(object_bytes: bytes) -> ObjectFacts:
 
 
 def check_kernel(facts: ObjectFacts, kernel: str, btf_bytes: bytes,
-                 version: feat.Version | None) -> KernelVerdict:
+                 version: Version | None) -> KernelVerdict:
     """The verdict of one kernel (its raw BTF) on the object."""
     try:
         target = index_target(btf_bytes, facts.names)

@@ -4,15 +4,16 @@
 name, about 0.2 s for a 6 MB vmlinux: too slow for an archive of hundreds of
 kernels. Here one pass over the record headers gives each type's offset (what
 ``Btf`` needs to decode any id later) and, in the same pass, the ids of the
-types whose names the relocations look for (found first as string offsets,
-with ``bytes.find`` over the string section). Everything after that goes
+types whose names the relocations look for (found first as string offsets, by
+one regular-expression pass over the string section). Everything after that goes
 through ``Btf``'s bounds-checked decoding, so malformed records still surface
 as :class:`~ecc.errors.BtfError`, only when they are reached instead of up front.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import re
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -65,56 +66,49 @@ def index_target(data: bytes, names: Iterable[str]) -> TargetBtf:
 
 def _string_offsets(strings: bytes, names: set[str]) -> dict[int, str]:
     """String offset -> essential name, for every string whose essential name is wanted."""
+    wanted = sorted((n.encode() for n in names if n), key=len, reverse=True)
+    if not wanted:
+        return {}
+    # One pass over the strings for all names at once; a name is followed by the end
+    # of its string or by a ___flavor suffix.
+    pattern = re.compile(b"\\0(" + b"|".join(map(re.escape, wanted)) + b")(?=\\0|___)")
     out: dict[int, str] = {}
-    for name in names:
-        if not name:
-            continue
-        encoded = name.encode()
-        for tail in (b"\0", FLAVOR_SEP.encode()):
-            needle = b"\0" + encoded + tail
-            pos = strings.find(needle)
-            while pos >= 0:
-                start = pos + 1
-                stop = strings.find(b"\0", start)
-                full = strings[start:stop].decode("utf-8", "backslashreplace")
-                if essential_name(full) == name:
-                    out[start] = name
-                pos = strings.find(needle, pos + 1)
+    for match in pattern.finditer(strings):
+        start = match.start(1)
+        stop = strings.find(b"\0", start)
+        full = strings[start:stop].decode("utf-8", "backslashreplace")
+        essential = essential_name(full)
+        if essential in names:
+            out[start] = essential
     return out
 
 
 def _walk(buf: bytes, lay: raw.Layouts, start: int, end: int, wanted: dict[int, str],
           ) -> tuple[list[int], bytearray, list[int]]:
     # The one loop that runs per type (~130k for vmlinux): kept to the bare minimum.
+    # A record starts with its name offset, so the named types asked for are found in
+    # the same pass.
     offsets = [0]
     kinds = bytearray(1)
+    hits: list[int] = []
     fixed = raw.FIXED
     per_vlen = raw.PER_VLEN
-    unpack = lay.u32.unpack_from
+    unpack = struct.Struct(lay.u32.format[0] + "II").unpack_from
     add_offset = offsets.append
     add_kind = kinds.append
     pos = start
     last = end - raw.TYPE_SIZE
     while pos <= last:
-        info = unpack(buf, pos + 4)[0]
+        name_off, info = unpack(buf, pos)
         kind = (info >> 24) & 0x1F
         extra = fixed[kind]
         if extra < 0:
             raise BtfError(f"BTF type {len(offsets)}: unsupported kind {kind} at offset {pos}")
+        if name_off in wanted:
+            hits.append(len(offsets))
         add_offset(pos)
         add_kind(kind)
         pos += 12 + extra + (info & 0xFFFF) * per_vlen[kind]
     if pos != end:
         raise BtfError(f"BTF type section ends inside a record (offset {pos}, end {end})")
-    # The named types: a record starts with its name offset, so search for those bytes
-    # and keep the hits that are record starts.
-    hits: list[int] = []
-    for name_off in wanted:
-        needle = lay.u32.pack(name_off)
-        at = buf.find(needle, start, end)
-        while at >= 0:
-            type_id = bisect_left(offsets, at, 1)
-            if type_id < len(offsets) and offsets[type_id] == at:
-                hits.append(type_id)
-            at = buf.find(needle, at + 1, end)
-    return offsets, kinds, sorted(hits)
+    return offsets, kinds, hits

@@ -1,7 +1,7 @@
 """Compiling: ``ecc build``'s library (spec section 1). The pipeline is pipeline.py;
 this face names what callers use.
 
-``BuildResult`` is a dataclass (result.py), imported on first use: nothing before
+``BuildResult`` is a record (result.py), imported on first use: nothing before
 clang starts needs it (see pipeline.py).
 """
 

@@ -54,8 +54,28 @@ def options_for(source: str, template: BuildOptions, several: bool) -> BuildOpti
                              export_header=header if os.path.isfile(header) else None)
 
 
+def check_distinct_outputs(sources: Sequence[str], template: BuildOptions) -> None:
+    """Two programs of one stem whose outputs go to one folder would overwrite each
+    other's object and package (``-o DIR`` puts each in ``DIR/<stem>``): an error
+    before anything is built, naming both."""
+    seen: dict[tuple[str, str], str] = {}
+    for source in sources:
+        stem = os.path.basename(source).split(".", 1)[0]
+        folder = options_for(source, template, True).output_dir or os.path.dirname(source)
+        key = (os.path.realpath(folder or "."), stem)
+        first = seen.setdefault(key, source)
+        if os.path.realpath(first) != os.path.realpath(source):
+            where = os.path.join(folder, "") if folder else "./"
+            raise EccError(
+                f"{first} and {source} would both write {stem}.bpf.o and its package to "
+                f"{where}; build them in separate runs with their own -o folders, or "
+                f"rename one")
+
+
 def build_many(sources: Sequence[str], template: BuildOptions, jobs: int,
                on_done: Callable[[Outcome], None]) -> list[Outcome]:
+    if len(sources) > 1:
+        check_distinct_outputs(sources, template)
     telling = threading.Lock()  # one program's lines at a time, not interleaved
 
     def one(source: str) -> Outcome:

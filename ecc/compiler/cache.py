@@ -112,8 +112,8 @@ def content_digest(path: str) -> str:
     ctime, so a stale memo cannot be found.
     """
     st = os.stat(path)
-    identity = (f"{os.path.realpath(path)}:{st.st_dev}:{st.st_ino}:{st.st_size}:"
-                f"{st.st_mtime_ns}:{st.st_ctime_ns}")
+    # The inode names the file wherever it is reached from; no realpath needed.
+    identity = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
     memo = cache_dir() / "digests" / key_digest(identity, 32)
     try:
         known = memo.read_text()

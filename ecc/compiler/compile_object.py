@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -68,9 +69,9 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     timer.lap("prepare")
     unit = _prepare(opts, job, workspace, vmlinux_dir, include_dirs)
     req, entry, make_later, tried = unit.req, None, False, False
-    if opts.cache and wants_vmlinux:
+    if opts.cache:
         entry = _pch_entry(clang, req, job.source_text, unit.source_dir, opts.cflags,
-                           include_dirs)
+                           include_dirs, wants_vmlinux)
         if entry is not None:
             tried, make_later = pch.decide(clang, entry, job.source_text)
             if tried:
@@ -204,8 +205,22 @@ def _depends(unit: _Unit) -> list[str]:
 
 
 def _pch_entry(clang: str, req: cc.CompileRequest, source_text: str, source_dir: str,
-               cflags: tuple[str, ...], include_dirs: list[str]) -> pch.PchEntry | None:
-    """The PCH entry for this build, or None when the source is not eligible.
+               cflags: tuple[str, ...], include_dirs: list[str],
+               wants_vmlinux: bool) -> pch.PchEntry | None:
+    """The PCH entry for this build (of its vmlinux.h prefix, else of its system headers),
+    or None when the source is not eligible or a header of the entry's is shadowed."""
+    if wants_vmlinux:
+        entry = _vmlinux_entry(clang, req, source_text, source_dir, cflags, include_dirs)
+    else:
+        entry = _system_entry(clang, req, source_text, source_dir, cflags, include_dirs)
+    if entry is not None and _shadowed(entry, [source_dir, *include_dirs]):
+        return None
+    return entry
+
+
+def _vmlinux_entry(clang: str, req: cc.CompileRequest, source_text: str, source_dir: str,
+                   cflags: tuple[str, ...], include_dirs: list[str]) -> pch.PchEntry | None:
+    """The entry for a program that starts with vmlinux.h, or None.
 
     The entry names no folder of the program's: its vmlinux.h is a copy, found
     beside the prefix, and bpf_helpers.h is in it only when found in a folder
@@ -220,11 +235,11 @@ def _pch_entry(clang: str, req: cc.CompileRequest, source_text: str, source_dir:
                                 quoted=includes[0].startswith('#include "'))
     sysinc = cc.system_include_dirs(clang)
     header = _only_file("vmlinux.h", [source_dir, *user, *include_dirs])
-    if header is None or not pch.has_include_guard(header):
+    if header is None or not has_include_guard(header):
         return None
     helpers = _only_file("bpf/bpf_helpers.h", [source_dir, *user, *include_dirs, *sysinc])
     # The maker runs in the entry's folder: a relative -I folder is another one there.
-    shareable = helpers is not None and not relative and pch.has_include_guard(helpers) and \
+    shareable = helpers is not None and not relative and has_include_guard(helpers) and \
         not any(_inside(helpers, d) for d in (source_dir, *include_dirs))
     lines = pch.shared_prefix(includes, shareable)
     flags = cc.compile_flags(req._replace(include_dirs=()), sysinc, with_source_dir=False)
@@ -233,6 +248,84 @@ def _pch_entry(clang: str, req: cc.CompileRequest, source_text: str, source_dir:
                              [helpers] if helpers is not None and len(lines) > 1 else [])
     except OSError:
         return None  # a header went away: the compile says so
+
+
+def _system_entry(clang: str, req: cc.CompileRequest, source_text: str, source_dir: str,
+                  cflags: tuple[str, ...], include_dirs: list[str]) -> pch.PchEntry | None:
+    """The entry for a program without vmlinux.h: its leading ``#include <...>`` lines,
+    as far as each names one guarded header that every program finds alike (in the
+    system's folders or the user's -I ones, not the program's own folder)."""
+    includes = pch.system_prefix(source_text)
+    if includes is None:
+        return None
+    user, relative = _user_dirs(cflags, req.cwd or os.getcwd(), quoted=False)
+    if relative:  # the maker runs in the entry's folder: another folder there
+        return None
+    sysinc = cc.system_include_dirs(clang)
+    lines: list[str] = []
+    headers: list[str] = []
+    own = [os.path.join(os.path.realpath(d), "") for d in (source_dir, *include_dirs)]
+    for line in includes:
+        found = _only_file(line[len("#include <"):-1], [source_dir, *user, *include_dirs, *sysinc])
+        if found is None or found.startswith(tuple(own)) or not has_include_guard(found):
+            break
+        lines.append(line)
+        headers.append(found)
+    if not lines:
+        return None
+    flags = cc.compile_flags(req._replace(include_dirs=()), sysinc, with_source_dir=False)
+    try:
+        return pch.entry_for(clang, flags, lines, "", headers)
+    except OSError:
+        return None  # a header went away: the compile says so
+
+
+def _shadowed(entry: pch.PchEntry, folders: list[str]) -> bool:
+    """Whether a header the entry's PCH read from a search folder (its ``pch.HEADERS``
+    list) would come from one of ``folders`` instead, in a compile without it: those
+    folders (the program's own, ecc's vmlinux.h folder) are searched first, and the
+    PCH was made without them."""
+    import json
+
+    try:
+        names = json.loads((entry.folder / pch.HEADERS).read_text())
+    except (OSError, ValueError):
+        return False  # not made yet, or made before the list was kept
+    return any(os.path.exists(os.path.join(folder, name)) for folder in folders
+               for name in names if isinstance(name, str))
+
+
+_LEADING = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.S)  # blanks and comments
+_ONCE = re.compile(r"#[ \t]*pragma[ \t]+once\b")
+_IFNDEF = re.compile(r"#[ \t]*ifndef[ \t]+(\w+)")
+_DEFINE = re.compile(r"#[ \t]*define[ \t]+(\w+)\b")
+
+
+def has_include_guard(header_path: str) -> bool:
+    """A header the PCH stands for is included a second time by the program itself;
+    that is a no-op only when the header guards against it (``#pragma once``, or
+    ``#ifndef X`` then ``#define X`` on the next line, after comments only)."""
+    try:
+        with open(header_path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(16384)
+    except OSError:
+        return False
+    start = _skip(head, 0)
+    if _ONCE.match(head, start):
+        return True
+    ifndef = _IFNDEF.match(head, start)
+    if ifndef is None:
+        return False
+    after = _skip(head, ifndef.end())
+    define = _DEFINE.match(head, after)
+    return define is not None and define.group(1) == ifndef.group(1) and \
+        "\n" in head[ifndef.end():after]
+
+
+def _skip(text: str, at: int) -> int:
+    """Past the blanks and comments at ``at``."""
+    match = _LEADING.match(text, at)
+    return match.end() if match else at
 
 
 _DIR_FLAGS = ("-I", "-isystem", "-idirafter", "-iquote")

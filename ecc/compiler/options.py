@@ -37,6 +37,7 @@ class BuildOptions(NamedTuple):
     btfhub_archive: str | None = None
     standalone: bool = False             # also write <stem>.out (standalone.py)
     wasm: tuple[str, ...] = ()           # wasm apps to build around it; "": <stem>.c (wasm/)
+    py_skel: bool = False                # also write <stem>_skel.py (pyskel.py)
 
 
 class Option(NamedTuple):
@@ -125,6 +126,14 @@ BUILD_OPTIONS: tuple[Option, ...] = (
            "WebAssembly program around this one: writes <stem>.skel.h, <stem>.wasm.h and "
            "<stem>.wasm (clang-19 --target=wasm32-wasi), run with `ecc run <stem>.wasm`.",
            "[APP.c]", field="wasm", path="path"),
+    Option("check_kernels", ("--check-kernels",), "values",
+           "After the build, say which kernels can run it (as `ecc check --kernel`): a "
+           "kernel BTF file or a BTFHub archive folder; may be repeated. Exit 1 when one "
+           "cannot (the outputs stay written).", "BTF|DIR", path="path"),
+    Option("py_skel", ("--py-skel",), "flag",
+           "Also write <stem>_skel.py: a typed Python skeleton (dataclasses for the "
+           "exported structs, the options as typed keywords, typed maps) with the package "
+           "inside; `from <stem>_skel import <Stem>` is all a user needs.", field="py_skel"),
     Option("docker", ("--docker",), "flag",
            "Build inside the ecc container image, through Docker or podman's Docker "
            "API ($DOCKER_HOST); the image is built on first use."),

@@ -1,4 +1,4 @@
-"""A cache of precompiled headers for the ``vmlinux.h`` prefix of a program.
+"""A cache of precompiled headers for the header prefix (``vmlinux.h``...) of a program.
 
 Most of a CO-RE build is clang parsing ~3 MB of ``vmlinux.h`` again. When a
 source starts with ``#include "vmlinux.h"`` (then, optionally, libbpf's
@@ -17,6 +17,12 @@ than it would without the PCH. Its key is the digest of that vmlinux.h's bytes
 digest of bpf_helpers.h, clang and the flags. Folders with equal vmlinux.h
 copies share one entry, or two (with and without bpf_helpers.h); the headers
 after them are small.
+
+A program without vmlinux.h (XDP, TC, socket programs) gets an entry for its
+leading ``#include <...>`` lines of guarded system headers (:func:`system_prefix`),
+keyed by their bytes; what they include, clang checks (size, time) as it reads
+the PCH. The entry lists the names under which a search folder gave each header
+(``headers.json``): a program whose own folder has one goes without (compile_object.py).
 
 clang numbers BTF types in another order with a PCH (and, with one, in an
 order that follows heap addresses); the object's BTF is put in canonical
@@ -100,7 +106,10 @@ VMLINUX_LINE = '#include "vmlinux.h"'
 HELPERS_LINE = "#include <bpf/bpf_helpers.h>"
 # Touched by whoever takes the lock to make the entry: how far along it is.
 MAKING = "making"
-MAKE_SECONDS = "make-seconds"   # in the cache's stats/: how long the last make took
+# In the cache's stats/: how long the last make took (+ "-system": of system headers only).
+MAKE_SECONDS = "make-seconds"
+# In an entry: the headers its PCH read from a search folder, by the name found there.
+HEADERS = "headers.json"
 # A compile without the PCH takes ~3/4 of making it and one with it ~1/4: waiting
 # for a maker pays once it is half done. One running for more than twice the
 # usual time is stuck or starved, and not waited for.
@@ -109,6 +118,24 @@ STUCK_AFTER = 2.0
 DEFAULT_MAKE_SECONDS = 0.5
 # An entry is its PCH (~5.8 times vmlinux.h) and the copy of vmlinux.h.
 ENTRY_SIZE_FACTOR = 7
+
+
+def _leading_includes(source_text: str) -> Iterator[tuple[str, str]]:
+    """The include lines a source starts with, after comments and blank lines: (bracket, name)."""
+    # Comments become blank lines, so a commented-out include is no include.
+    text = _COMMENTS.sub(lambda m: "\n" * m.group(0).count("\n"), source_text)
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        match = _INCLUDE.match(line)
+        if match is None:
+            return
+        yield match.group(1), match.group(2)
+
+
+def _line(bracket: str, name: str) -> str:
+    return f"#include {bracket}{name}{'>' if bracket == '<' else chr(34)}"
 
 
 def prefix_includes(source_text: str) -> tuple[str, ...] | None:
@@ -120,37 +147,25 @@ def prefix_includes(source_text: str) -> tuple[str, ...] | None:
     could change what the headers mean, so then no PCH.
     """
     lines: list[str] = []
-    # Comments become blank lines, so a commented-out include is no include.
-    text = _COMMENTS.sub(lambda m: "\n" * m.group(0).count("\n"), source_text)
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        match = _INCLUDE.match(line)
-        if match is None:
-            break
-        bracket, name = match.groups()
+    for bracket, name in _leading_includes(source_text):
         if not lines and name != "vmlinux.h":
             return None
         if lines and not (bracket == "<" and name.startswith("bpf/")):
             break
-        closing = ">" if bracket == "<" else '"'
-        lines.append(f"#include {bracket}{name}{closing}")
+        lines.append(_line(bracket, name))
     return tuple(lines) if lines else None
 
 
-_GUARD = re.compile(r"\A\s*(?:#\s*pragma\s+once\b|#\s*ifndef\s+(\w+)\s*\n\s*#\s*define\s+\1\b)")
-
-
-def has_include_guard(header_path: str) -> bool:
-    """A header the PCH stands for is included a second time by the program itself;
-    that is a no-op only when the header guards against it."""
-    try:
-        with open(header_path, encoding="utf-8", errors="replace") as fh:
-            head = fh.read(16384)
-    except OSError:
-        return False
-    return _GUARD.match(_COMMENTS.sub(lambda m: "\n" * m.group(0).count("\n"), head)) is not None
+def system_prefix(source_text: str) -> tuple[str, ...] | None:
+    """The include lines an entry of system headers may stand for, in a program without
+    vmlinux.h: its leading ``#include <...>`` lines (the kernel's UAPI headers, libbpf's,
+    the compiler's), up to the first other line; None when there is none."""
+    lines = []
+    for bracket, name in _leading_includes(source_text):
+        if bracket != "<" or name == "vmlinux.h":
+            break
+        lines.append(_line(bracket, name))
+    return tuple(lines) if lines else None
 
 
 def shared_prefix(includes: Sequence[str], helpers_shareable: bool) -> tuple[str, ...]:
@@ -188,12 +203,31 @@ class PchEntry(NamedTuple):
 def entry_for(clang: str, flags: Sequence[str], includes: Sequence[str],
               vmlinux_header: str, headers: Sequence[str] = ()) -> PchEntry:
     """The cache entry for these inputs: clang, every flag, the prefix, the bytes of
-    vmlinux.h and of the other ``headers`` of the prefix (not where they are)."""
-    digest = content_digest(vmlinux_header)
+    vmlinux.h (``""``: a prefix of system headers only) and of the other ``headers`` of
+    the prefix (real paths). What those headers include in turn, clang checks
+    (size and time) each time it reads the PCH."""
+    digest = content_digest(vmlinux_header) if vmlinux_header else ""
     key = json.dumps([file_identity(clang), list(flags), list(includes), digest,
-                      [[os.path.realpath(h), content_digest(h)] for h in headers]])
+                      [[h, content_digest(h)] for h in headers]])
     return PchEntry.at(cache_dir() / "pch" / key_digest(key, 24), flags, includes,
                        vmlinux_header, digest)
+
+
+def header_names(depends: Sequence[str], flags: Sequence[str], own: Path) -> list[str]:
+    """The names (``linux/types.h``) under which a search folder of ``flags`` gave each
+    header the PCH read; not the entry's ``own`` files (its prefix.h, its vmlinux.h)."""
+    dirs = [flags[i + 1] for i, f in enumerate(flags[:-1])
+            if f in ("-I", "-isystem", "-idirafter", "-iquote")]
+    dirs += [f[2:] for f in flags if f.startswith("-I") and len(f) > 2]
+    names = []
+    for path in depends:
+        if path.startswith(os.path.join(str(own), "")) or not os.path.isabs(path):
+            continue
+        for folder in dirs:
+            if path.startswith(os.path.join(folder, "")):
+                names.append(os.path.relpath(path, folder))
+                break
+    return sorted(set(names))
 
 
 # Builds of one process that share their entries (a batch): how many batches run.
@@ -276,7 +310,7 @@ def _wait_for_maker(entry: PchEntry, fd: int) -> bool:
         started = (entry.folder / MAKING).stat().st_mtime
     except OSError:
         return False  # no telling how far along it is
-    usual = _make_seconds()
+    usual = _make_seconds(entry)
     elapsed = time.time() - started
     if not WAIT_AFTER * usual <= elapsed < STUCK_AFTER * usual:
         return False
@@ -296,12 +330,17 @@ def _wait_for_maker(entry: PchEntry, fd: int) -> bool:
     return False
 
 
-def _make_seconds() -> float:
+def _make_seconds(entry: PchEntry) -> float:
     try:
-        seconds = float((cache_dir() / STATS / MAKE_SECONDS).read_text())
+        seconds = float((cache_dir() / STATS / _stat_name(entry)).read_text())
     except (OSError, ValueError):
         return DEFAULT_MAKE_SECONDS
     return seconds if 0 < seconds < 600 else DEFAULT_MAKE_SECONDS
+
+
+def _stat_name(entry: PchEntry) -> str:
+    # A prefix of system headers takes a tenth of one with vmlinux.h to make.
+    return MAKE_SECONDS if entry.includes[:1] == (VMLINUX_LINE,) else f"{MAKE_SECONDS}-system"
 
 
 def _stamp(entry: PchEntry) -> None:
@@ -359,7 +398,7 @@ def start_making(clang: str, entry: PchEntry) -> None:
                           "digest": entry.digest})
         package = str(Path(__file__).resolve().parents[1])
         tools.detach([sys.executable, "-c", _CHILD, package, job], cwd=str(entry.folder),
-                     pass_fds=(fd,), what=f"precompiling the vmlinux.h prefix into {entry.pch}")
+                     pass_fds=(fd,), what=f"precompiling the header prefix into {entry.pch}")
     except OSError as exc:
         cache_unusable(exc)
     finally:
@@ -373,13 +412,16 @@ def make(clang: str, entry: PchEntry) -> None:
     for stale in entry.folder.glob("*.tmp"):  # of a maker that was killed
         stale.unlink(missing_ok=True)
     tmp = entry.folder / f"prefix.h.pch.{os.getpid()}.{threading.get_ident()}.tmp"
+    deps = tmp.with_suffix(".d.tmp")
     try:
         _copy_vmlinux(entry)
         # The header sits in the entry's folder, beside its copy of vmlinux.h:
         # "vmlinux.h" is found there first, whatever folders the flags name.
         entry.header.write_text("".join(line + "\n" for line in entry.includes))
-        tools.run([clang, *entry.flags, "-x", "c-header", str(entry.header), "-o", str(tmp)],
-                  what="precompiling the vmlinux.h prefix", env=tools.clang_env())
+        tools.run([clang, *entry.flags, "-x", "c-header", str(entry.header), "-o", str(tmp),
+                   "-MD", "-MF", str(deps)],
+                  what="precompiling the header prefix", env=tools.clang_env())
+        _keep_header_names(entry, deps)
         os.replace(tmp, entry.pch)
         (entry.folder / FAILED).unlink(missing_ok=True)
     except (OSError, EccError) as exc:
@@ -389,11 +431,22 @@ def make(clang: str, entry: PchEntry) -> None:
         raise
     finally:
         tmp.unlink(missing_ok=True)
+        deps.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         stats = cache_dir() / STATS
         stats.mkdir(parents=True, exist_ok=True)
-        (stats / MAKE_SECONDS).write_text(f"{time.perf_counter() - started:.3f}")
+        (stats / _stat_name(entry)).write_text(f"{time.perf_counter() - started:.3f}")
     evict(keep=entry.folder)
+
+
+def _keep_header_names(entry: PchEntry, deps: Path) -> None:
+    from .report import parse_depfile
+
+    names = header_names(parse_depfile(deps.read_text(errors="surrogateescape")), entry.flags,
+                         entry.folder)
+    listing = deps.with_suffix(".json.tmp")
+    listing.write_text(json.dumps(names))
+    os.replace(listing, entry.folder / HEADERS)
 
 
 def _copy_vmlinux(entry: PchEntry) -> None:

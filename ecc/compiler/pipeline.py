@@ -4,7 +4,7 @@ object -> meta -> doc comments -> provenance -> write the outputs (spec section 
 What a build needs before clang can start is kept cheap to import: its records
 are NamedTuples (a class costs ~0.2 ms to make, a frozen dataclass ~0.6 ms, and
 the first one imports :mod:`dataclasses` and :mod:`inspect`, ~6 ms more). The
-results (result.py) and the readers are dataclasses, imported while clang runs.
+results (result.py) and the readers are records (ecc/record.py), imported while clang runs.
 """
 
 from __future__ import annotations
@@ -213,6 +213,13 @@ def finish(opts: BuildOptions, made: Made, outputs: Outputs, chain: Toolchain,
             written.append(write_standalone(outputs.folder, outputs.stem, made.object_bytes,
                                             meta))
         timer.lap("standalone")
+    if opts.py_skel:
+        from ..package import dumps_json, make_package
+        from .pyskel import write_py_skeleton
+
+        written.append(write_py_skeleton(outputs.folder, outputs.stem, made.object_bytes, meta,
+                                         dumps_json(make_package(made.object_bytes, meta))))
+        timer.lap("py_skel")
     return BuildResult(written, meta, made.object_bytes, warnings,
                        "\n".join(c.diagnostics for c in made.compiled if c.diagnostics),
                        timer.timings, arch=chain.arch,
@@ -332,5 +339,3 @@ def import_readers() -> None:
     from ..btf import parse  # noqa: F401
     from ..meta import annotate, skel  # noqa: F401
     from . import provenance, result, strip  # noqa: F401
-
-    elf.preload()

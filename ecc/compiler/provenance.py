@@ -15,18 +15,18 @@ object: two builds in different folders record the same thing.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..record import Record, set_field
 from . import tools
-from .cache import per_binary
+from .cache import cache_dir, key_digest, per_binary
 from .repro import RECORDED_FLAGS, PathMap
 
 if TYPE_CHECKING:
@@ -35,19 +35,27 @@ if TYPE_CHECKING:
 KEY = "provenance"
 
 
-@dataclass(frozen=True)
-class InputFile:
+class InputFile(Record):
+    __slots__ = ("path", "sha256")
     path: str       # absolute
     sha256: str
 
+    def __init__(self, path: str, sha256: str) -> None:
+        set_field(self, "path", path)
+        set_field(self, "sha256", sha256)
+
 
 # Digests made in this process, by path and stat: several builds at once (-j)
-# would each hash the same 3 MB vmlinux.h, ~3.5 ms of a core apiece. The stat
-# has the ctime, which a rewrite changes even when it puts the mtime back; and
-# only files last changed over two seconds ago are kept, since a rewrite within
-# the clock's granularity could keep even the ctime (git's "racy" case).
+# would each hash the same 3 MB vmlinux.h. The stat has the ctime, which a
+# rewrite changes even when it puts the mtime back; and only files last changed
+# over two seconds ago are kept, since a rewrite within the clock's granularity
+# could keep even the ctime (git's "racy" case). A big file's digest is also
+# kept in the cache, under the same stat, for the separate `ecc build`
+# processes of a CI job or a Makefile: each would hash that vmlinux.h again.
 _MEMO: dict[str, tuple[tuple[int, ...], str]] = {}
 _SETTLED_NS = 2_000_000_000
+# Below this, hashing costs less than finding the digest in the cache.
+_KEPT_ON_DISK = 256 * 1024
 
 
 def digest(path: str) -> str:
@@ -58,13 +66,64 @@ def digest(path: str) -> str:
         known = _MEMO.get(path)
         if known is not None and known[0] == stamp:
             return known[1]
-        h = hashlib.sha256()
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    value = h.hexdigest()
-    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+        settled = time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS
+        on_disk = _disk_memo(stamp) if settled and st.st_size >= _KEPT_ON_DISK else None
+        value = _read_memo(on_disk) if on_disk is not None else None
+        if value is None:
+            value = _sha256(fh.read())
+            if on_disk is not None:
+                _write_memo(on_disk, value)
+    if settled:
         _MEMO[path] = (stamp, value)
     return value
+
+
+def _sha256(data: bytes) -> str:
+    if len(data) >= _KEPT_ON_DISK:  # OpenSSL's is several times faster; its import costs ms
+        import hashlib
+
+        return hashlib.sha256(data).hexdigest()
+    return _builtin_sha256(data)
+
+
+def _builtin_sha256(data: bytes) -> str:
+    """CPython's own SHA-256 (no OpenSSL to load): the module is _sha2 from 3.12, _sha256
+    before; hashlib's on another Python implementation."""
+    if not _BUILTIN:  # found once: a failed import searches the whole path
+        import importlib
+
+        for name in ("_sha2", "_sha256", "hashlib"):
+            try:
+                _BUILTIN.append(importlib.import_module(name).sha256)
+                break
+            except ImportError:
+                continue
+    return str(_BUILTIN[0](data).hexdigest())
+
+
+_BUILTIN: list[Any] = []
+
+
+def _disk_memo(stamp: tuple[int, ...]) -> Path:
+    # Beside the cache keys' content digests (cache.content_digest), a different key.
+    return cache_dir() / "digests" / key_digest("sha256 " + ":".join(map(str, stamp)), 32)
+
+
+def _read_memo(memo: Path) -> str | None:
+    try:
+        known = memo.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    # A half-written or damaged memo is not trusted: it is hashed again.
+    return known if len(known) == 64 and all(c in "0123456789abcdef" for c in known) else None
+
+
+def _write_memo(memo: Path, value: str) -> None:
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(value)
+    except OSError:  # a cache that cannot be written only costs time
+        pass
 
 
 def hash_inputs(paths: Iterable[str], known: Mapping[str, str | None] | None = None,
@@ -94,7 +153,7 @@ def _digest_or_none(path: str) -> str | None:
 class Hashing:
     """Digests of files, made on a thread as soon as clang has named them.
 
-    File reads and hashlib release the GIL, so this overlaps with reading the
+    File reads and hashing release the GIL, so this overlaps with reading the
     object and making its meta instead of adding to the build's time.
     """
 

@@ -23,18 +23,15 @@ Inside:
 - ``package.json``: the package, always JSON (no PyYAML needed on the target); or
   ``module.wasm``: the WebAssembly module, byte for byte the ``<stem>.wasm``.
 - ``ecc/``: only the modules ``ecc run`` imports (:func:`ecc_modules`).
-- ``click/`` and ``elftools/``: copied from the build machine's installed copies,
-  their licenses under ``licenses/``. click (BSD-3-Clause, which allows
-  redistribution with its notice) because reusing ``ecc run``'s own command is
-  what makes the options and help identical; pyelftools (public domain, as is
-  the construct 2.00 it bundles) because ``ecc/elf.py`` is the reader every
-  package is checked with, and a second ELF reader for the standalone case would
-  be a second implementation to keep in step.
+- ``click/``: copied from the build machine's installed copy, its license under
+  ``licenses/``. click (BSD-3-Clause, which allows redistribution with its
+  notice) because reusing ``ecc run``'s own command is what makes the options
+  and help identical. ``ecc/elf.py`` reads objects with ``struct``, so no ELF
+  library is carried.
 
 Each module is stored as source and as a ``.pyc`` compiled for the building
 Python: zipimport cannot cache bytecode, so without them every start would
-compile the loader, click and pyelftools from source again (0.45 s instead of
-0.2 s for ``--help``; the file is 1.1 MB instead of 0.39 MB). Another Python
+compile the loader and click from source again on every start. Another Python
 version ignores the ``.pyc`` files (their magic number differs) and compiles the
 sources. The bytecode is made once per set of sources and Python and kept in
 ecc's cache folder, so ``-s`` adds about 0.2 s to a build. Entries are sorted
@@ -64,7 +61,7 @@ ROOTS = ("cli", "run")
 # one, never an OCI reference to pull (ecc.oci, which needs oras), and nothing compiles.
 NOT_BUNDLED = ("ecc.oci", "ecc.compiler")
 # import name -> distribution name (for its license)
-VENDORED = {"click": "click", "elftools": "pyelftools"}
+VENDORED = {"click": "click"}
 # zip's earliest representable time: a fixed stamp keeps the output reproducible.
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 

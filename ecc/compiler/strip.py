@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..btf.canon import canonicalize
 from ..errors import BtfError, ElfError
+from ..record import MutableRecord
 
 SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 2, 3, 4, 8, 9
 SHT_GROUP, SHT_SYMTAB_SHNDX = 17, 18
@@ -38,12 +38,18 @@ class StripUnsupported(ElfError):
     """An object this stripper does not handle (valid or not); llvm-strip may."""
 
 
-@dataclass
-class _Section:
+class _Section(MutableRecord):
+    __slots__ = ("index", "name", "fields", "data")
     index: int
     name: str
     fields: list[int]   # name, type, flags, addr, offset, size, link, info, addralign, entsize
     data: bytes
+
+    def __init__(self, index: int, name: str, fields: list[int], data: bytes) -> None:
+        self.index = index
+        self.name = name
+        self.fields = fields
+        self.data = data
 
     @property
     def type(self) -> int:

@@ -7,11 +7,9 @@ import binascii
 import contextlib
 import json
 import os
-import tempfile
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import PackageError
 
@@ -51,8 +49,10 @@ def wasm_header(package_json: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class Package:
+# A named tuple: every run defines this class, and a dataclass costs a run's start more.
+class Package(NamedTuple):
+    """A package's object and meta, decoded and checked."""
+
     object_bytes: bytes
     meta: dict[str, Any]
 
@@ -105,6 +105,8 @@ def parse_package(value: Any, *, limit: int = MAX_OBJECT_BYTES) -> Package:
 
 def write_atomic(path: str, data: bytes | str) -> None:
     """Write through a unique temp file in the same folder, then rename over ``path``."""
+    import tempfile  # with shutil and random: for writers only, not every run's reading
+
     directory = os.path.dirname(os.path.abspath(path))
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)

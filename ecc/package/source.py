@@ -7,41 +7,42 @@ the field, so a broken package is one clear line, not a libbpf failure later.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import struct
 import sys
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..btf import Btf, Kind, parse_btf
 from ..btf.types import Struct
-from ..elf import (
-    MAX_SECTION_BYTES,
-    SHT_NOBITS,
-    SHT_PROGBITS,
-    BpfObject,
-    Section,
-    Symbol,
-    read_object,
-)
+from ..elf import BpfObject, read_object
 from ..errors import BtfError, ElfError, PackageError
 from ..fileio import parse_json_or_yaml, read_limited
+from ..record import Record, replace, set_field
 from .codec import MAX_OBJECT_BYTES, parse_package
 
 # A package is the object (base64 of zlib) plus metadata; far below this.
 MAX_PACKAGE_BYTES = 256 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class LoadedPackage:
+class LoadedPackage(Record):
+    """A package read and checked: its object, meta, the object's ELF and BTF."""
+
+    __slots__ = ("origin", "object_bytes", "meta", "elf", "btf", "btf_archive")
     origin: str            # how messages name the package
     object_bytes: bytes
     meta: dict[str, Any]
     elf: BpfObject
     btf: Btf | None
     # A --btfgen tar's kernel BTF files, '<distro>/<version>/<arch>/<kernel>.btf' -> bytes.
-    btf_archive: dict[str, bytes] | None = None
+    btf_archive: dict[str, bytes] | None
+
+    def __init__(self, origin: str, object_bytes: bytes, meta: dict[str, Any], elf: BpfObject,
+                 btf: Btf | None, btf_archive: dict[str, bytes] | None = None) -> None:
+        set_field(self, "origin", origin)
+        set_field(self, "object_bytes", object_bytes)
+        set_field(self, "meta", meta)
+        set_field(self, "elf", elf)
+        set_field(self, "btf", btf)
+        set_field(self, "btf_archive", btf_archive)
 
     @property
     def obj_name(self) -> str:
@@ -66,8 +67,8 @@ def parse_document(origin: str, data: bytes, yaml_first: bool) -> Any:
     return parse_json_or_yaml(origin, text, yaml_first, PackageError)
 
 
-@dataclass(frozen=True)
-class PackageDocument:
+# A named tuple: every run defines this class, and a dataclass costs a run's start more.
+class PackageDocument(NamedTuple):
     """A package file read and parsed, not yet checked."""
 
     origin: str
@@ -118,7 +119,7 @@ def read_package(path: str, *, limit: int = MAX_OBJECT_BYTES) -> LoadedPackage:
         return check_package(read.origin, read.skel_object, read.document)
     loaded = _check_document(read.origin, read.document, limit)
     if read.btf_archive is not None:
-        return dataclasses.replace(loaded, btf_archive=read.btf_archive)
+        return replace(loaded, btf_archive=read.btf_archive)
     return loaded
 
 
@@ -157,7 +158,7 @@ def inspect_package(origin: str, object_bytes: bytes, meta: dict[str, Any],
     if not isinstance(skel, dict) or not isinstance(skel.get("obj_name"), str):
         return None, [f"{origin}: field 'meta.bpf_skel.obj_name' must be a string"]
     try:
-        elf = _read_elf(object_bytes)
+        elf = read_object(object_bytes)
         btf = parse_btf(elf.btf) if elf.btf is not None else None
     except (ElfError, BtfError) as exc:
         return None, [f"{origin}: its BPF object is broken: {exc}"]
@@ -231,76 +232,3 @@ def _export_problem(origin: str, index: int, export: Any, btf: Btf | None) -> st
         return (f"{where}: struct {name} has {len(found.members)} members in the object's BTF, "
                 f"but the package lists {len(members)}; rebuild the package")
     return None
-
-
-_SHT_SYMTAB = 2
-_SHN_SPECIAL = (0xFFF1, 0xFFF2, 0xFFFF)  # SHN_ABS, SHN_COMMON, SHN_XINDEX: no section
-_STT_LAST_NAMED, _STB_LAST_NAMED = 4, 2  # STT_FILE, STB_WEAK: the kinds ecc.elf names
-
-
-def _read_elf(data: bytes) -> BpfObject:
-    """The object as :func:`ecc.elf.read_object` reads it, from its headers with
-    :mod:`struct`: every ``ecc run`` reads one, and pyelftools costs a run's start
-    more to import than the loading itself. Anything this reader does not expect
-    (another class or machine, extended numbering, a bound crossed) is read by
-    ``read_object``, whose errors name the problem."""
-    try:
-        return _read_headers(data)
-    except (struct.error, IndexError, ValueError, UnicodeDecodeError):
-        return read_object(data)
-
-
-def _read_headers(data: bytes) -> BpfObject:
-    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] not in (1, 2):
-        raise ValueError("not a 64-bit ELF object")
-    order = "<" if data[5] == 1 else ">"
-    (machine,) = struct.unpack_from(order + "H", data, 18)
-    shoff, = struct.unpack_from(order + "Q", data, 40)
-    shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 58)
-    if machine != 247 or shentsize != 64 or not shnum or shstrndx >= shnum:
-        raise ValueError("not an object this reader knows")
-    headers = [struct.unpack_from(order + "IIQQQQIIQQ", data, shoff + 64 * i)
-               for i in range(shnum)]
-    for sh_type, size, offset in ((h[1], h[5], h[4]) for h in headers):
-        if size > MAX_SECTION_BYTES or (sh_type != SHT_NOBITS and offset + size > len(data)):
-            raise ValueError("a section lies outside the file")
-    names = _contents(data, headers[shstrndx])
-
-    def name(table: bytes, at: int) -> str:
-        end = table.index(b"\0", at)
-        return table[at:end].decode("utf-8")
-
-    sections: list[Section] = []
-    symbols: list[Symbol] = []
-    btf = btf_ext = None
-    data_sections: dict[str, bytes] = {}
-    for index, (sh_name, sh_type, flags, _, offset, size, link, _, _, entsize) in \
-            enumerate(headers):
-        sec_name = name(names, sh_name)
-        sections.append(Section(index, sec_name, sh_type, flags, size, offset))
-        if sec_name.startswith((".data", ".rodata", ".bss")) and sh_type in (SHT_PROGBITS,
-                                                                          SHT_NOBITS):
-            data_sections[sec_name] = (bytes(size) if sh_type == SHT_NOBITS
-                                       else data[offset:offset + size])
-        if sec_name == ".BTF":
-            btf = data[offset:offset + size]
-        elif sec_name == ".BTF.ext":
-            btf_ext = data[offset:offset + size]
-        elif sh_type == _SHT_SYMTAB:
-            if entsize != 24 or link >= shnum:
-                raise ValueError("a symbol table this reader does not know")
-            strings = _contents(data, headers[link])
-            for at in range(offset, offset + size - size % 24, 24):
-                st_name, info, _, shndx, value, sym_size = struct.unpack_from(
-                    order + "IBBHQQ", data, at)
-                kind, bind = info & 0xF, info >> 4
-                symbols.append(Symbol(
-                    name(strings, st_name), -1 if shndx in _SHN_SPECIAL else shndx, value,
-                    sym_size, kind if kind <= _STT_LAST_NAMED else -1,
-                    bind if bind <= _STB_LAST_NAMED else -1))
-    return BpfObject(order == "<", tuple(sections), tuple(symbols), btf, btf_ext,
-                     data_sections)
-
-
-def _contents(data: bytes, header: tuple[int, ...]) -> bytes:
-    return b"" if header[1] == SHT_NOBITS else data[header[4]:header[4] + header[5]]

@@ -17,24 +17,30 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from .. import log
 from ..errors import EccError, PackageError
 from ..package.tar import ARCHIVE_PREFIX, entry_name
+from ..record import Record, set_field
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 
 
-@dataclass(frozen=True)
-class Host:
+class Host(Record):
     """What picks a kernel's BTF in a BTFHub archive (eunomia's and libbpf-tools' rule)."""
 
+    __slots__ = ("os_id", "version_id", "machine", "release")
     os_id: str
     version_id: str
     machine: str
     release: str
+
+    def __init__(self, os_id: str, version_id: str, machine: str, release: str) -> None:
+        set_field(self, "os_id", os_id)
+        set_field(self, "version_id", version_id)
+        set_field(self, "machine", machine)
+        set_field(self, "release", release)
 
     @property
     def btf_name(self) -> str:
@@ -70,10 +76,14 @@ def this_host(os_release: tuple[str, ...] = OS_RELEASE) -> Host:
                 uname.release)
 
 
-@dataclass(frozen=True)
-class BtfChoice:
+class BtfChoice(Record):
+    __slots__ = ("name", "path")
     name: str | None      # the archive entry, or None: the kernel's own BTF (or --btf FILE)
     path: str | None      # what libbpf gets as btf_custom_path
+
+    def __init__(self, name: str | None, path: str | None) -> None:
+        set_field(self, "name", name)
+        set_field(self, "path", path)
 
 
 def choose_btf(archive: Mapping[str, bytes] | None, origin: str, forced: str | None, *,

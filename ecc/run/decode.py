@@ -1,17 +1,15 @@
 """Event and map bytes -> Python values, driven by BTF.
 
-``ecc run`` prints what a BPF program sends: ring/perf buffer records laid
-out as an exported struct, and ``sample`` map keys and values. This module
-turns those bytes into plain Python values (``int``, ``bool``, ``float``,
-``str``, ``list``, ``dict``) that the output module renders as text or JSON.
+Ring/perf buffer records laid out as an exported struct, and map keys and
+values, become plain Python values (``int``, ``bool``, ``float``, ``str``,
+``list``, ``dict``) that ``ecc run`` prints as text or JSON and the API wraps.
 
 The rules follow libbpf's ``btf_dump_*_data`` family (style guide section 3),
 re-implemented:
 
-- Every read is bounds-checked. A plan is compiled once per type; compiling
-  proves every read of a value lies inside that value's BTF size (a member
-  beyond its struct is a ``BtfError`` up front), so at decode time one
-  length check against the size covers all reads.
+- Every read is bounds-checked: compiling a type (once) proves every read
+  lies inside its BTF size (else ``BtfError`` up front), so at decode time
+  one length check against the size covers all reads.
 - Integers of 1/2/4/8/16 bytes in the BTF's byte order; ``_Bool`` -> bool;
   pointers -> their address as an int; float/double -> float.
 - A char array (its element, through typedefs and qualifiers, is a 1-byte
@@ -28,10 +26,9 @@ re-implemented:
   struct, from the least significant bit on little-endian targets and from
   the most significant bit on big-endian ones.
 
-Decoding is on the hot path (thousands of events a second), so each type
-compiles to a tree of small closures with precompiled ``struct.Struct``
-objects; a struct's closure is one dict comprehension over its flattened
-members.
+Decoding is on the hot path, so each type compiles once to a tree of small
+closures, and a struct's fixed-layout members fuse into one ``struct.Struct``
+(structplan.py).
 
 Events shorter than their type (issue 30). BPF programs such as libbpf-tools'
 execsnoop declare a large trailing buffer (``char args[7680]``) but submit
@@ -45,18 +42,16 @@ out of the dict. Nothing is read past the data: the short path works on a
 buffer of exactly the data's length and checks each member's extent against
 it. An event that holds no member at all raises ``PackageError``.
 
-Events longer than their type decode from their first ``size`` bytes. Perf
-buffers pad each record to 8 bytes (with the kernel's ``u32`` size header),
-so up to 7 extra bytes are normal; ``EventTally`` counts records that are
-too short or longer than that, so a loader reports each kind once with a
-count rather than once per event.
+Events longer than their type decode from their first ``size`` bytes (perf
+buffers pad records to 8 bytes, so up to 7 extra are normal); ``EventTally``
+counts records too short or longer than that, for one report per kind.
 """
 
 from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -74,7 +69,9 @@ from ecc.btf.types import (
     Union,
 )
 from ecc.errors import BtfError, PackageError
+from ecc.run.structplan import Group, Into, Leaf, fuse
 from ecc.run.tally import EventTally
+from ecc.run.typeshape import int_array_length, is_number, member_type
 
 __all__ = ["Decoder", "EventTally", "ValueDecoder", "decode_value", "field_names",
            "int_array_length", "is_number", "member_type"]
@@ -129,6 +126,8 @@ class _Compiler:
         self.order: ByteOrder = btf.byte_order
         self.prefix = "<" if self.order == "little" else ">"
         self._cache: dict[int, _Compiled] = {}
+        # The fixed-layout readers -> their formats, for structplan.fuse.
+        self.flat: dict[Reader, Leaf | Group] = {}
 
     # --- entry points --------------------------------------------------------
 
@@ -225,17 +224,29 @@ class _Compiler:
     def _scalar(self, size: int, signed: bool) -> Reader:
         code = _INT_CODES.get(size)
         if code is not None:
-            unpack = struct.Struct(self.prefix + (code if signed else code.upper())).unpack_from
-            return lambda buf, off: unpack(buf, off)[0]
+            letter = code if signed else code.upper()
+            unpack = struct.Struct(self.prefix + letter).unpack_from
+            read: Reader = lambda buf, off: unpack(buf, off)[0]  # noqa: E731
+            self.flat[read] = Leaf(letter, size)
+            return read
         order = self.order
         return lambda buf, off: int.from_bytes(buf[off : off + size], order, signed=signed)
 
     def _bool(self, size: int) -> Reader:
         if size == 1:
             unpack = struct.Struct("?").unpack_from
-            return lambda buf, off: unpack(buf, off)[0]
+            read_bool: Reader = lambda buf, off: unpack(buf, off)[0]  # noqa: E731
+            self.flat[read_bool] = Leaf("?", 1)
+            return read_bool
         read = self._scalar(size, signed=False)
-        return lambda buf, off: read(buf, off) != 0
+        read_bool = lambda buf, off: read(buf, off) != 0  # noqa: E731
+        return self._like(read_bool, read, "ne0")
+
+    def _like(self, new: Reader, old: Reader, how: str, conv: Any = None) -> Reader:
+        leaf = self.flat.get(old)
+        if isinstance(leaf, Leaf):
+            self.flat[new] = leaf._replace(how=how, conv=conv)
+        return new
 
     def _enum(self, t: Enum | Enum64) -> _Compiled:
         if t.size == 0 or t.size > 8:
@@ -248,6 +259,7 @@ class _Compiler:
             value = read(buf, off)
             return get(value, value)
 
+        self._like(read_enum, read, "get", get)
         return _Compiled(read_enum, t.size, _enum_width(names))
 
     def _float(self, t: Float) -> _Compiled:
@@ -261,16 +273,21 @@ class _Compiler:
             return _Compiled(lambda buf, off: f"0x{raw(buf, off):0{digits}x}", t.size, 10)
         unpack = struct.Struct(self.prefix + code).unpack_from
         if t.size != 4:
-            return _Compiled(lambda buf, off: unpack(buf, off)[0], t.size, 10)
-        return _Compiled(lambda buf, off: _short_f32(unpack(buf, off)[0]), 4, 10)
+            read: Reader = lambda buf, off: unpack(buf, off)[0]  # noqa: E731
+            self.flat[read] = Leaf(code, t.size)
+            return _Compiled(read, t.size, 10)
+        read = lambda buf, off: _short_f32(unpack(buf, off)[0])  # noqa: E731
+        self.flat[read] = Leaf(code, 4, "call", _short_f32)
+        return _Compiled(read, 4, 10)
 
     def _array(self, t: Array, depth: int) -> _Compiled:
         n = t.nelems
         elem_id = skip_mods_and_typedefs(self.btf, t.type)
         elem_t = self.btf[elem_id]
         if isinstance(elem_t, Int) and elem_t.size == 1 and (elem_t.char or elem_t.name == "char"):
-            return _Compiled(_string_reader(n), n, min(max(n - 1, 1), _MAX_STR_WIDTH), 1,
-                             _read_chars)
+            read_text = _string_reader(n)
+            self.flat[read_text] = Leaf(f"{n}s", n, "text")
+            return _Compiled(read_text, n, min(max(n - 1, 1), _MAX_STR_WIDTH), 1, _read_chars)
         elem = self.compile(t.type, depth + 1)
         if elem.size == 0 or n == 0:
             # Flexible array members and arrays of empty structs carry no bytes.
@@ -289,8 +306,10 @@ class _Compiler:
             def read_some_ints(buf: bytes, off: int, count: int) -> list[int]:
                 return list(struct.unpack_from(f"{prefix}{count}{letter}", buf, off))
 
-            return _Compiled(lambda buf, off: list(unpack(buf, off)), size, _OTHER_WIDTH,
-                             elem.size, read_some_ints)
+            read_ints: Reader = lambda buf, off: list(unpack(buf, off))  # noqa: E731
+            whole = struct.Struct(f"{self.prefix}{n}{letter}").unpack
+            self.flat[read_ints] = Leaf(f"{size}s", size, "list", whole)
+            return _Compiled(read_ints, size, _OTHER_WIDTH, elem.size, read_some_ints)
         read = elem.read
         step = elem.size
 
@@ -303,7 +322,15 @@ class _Compiler:
         )
 
     def _composite(self, t: Struct | Union, depth: int) -> _Compiled:
-        plan = tuple((name, read, off) for name, read, off, *_ in self.members(t, depth))
+        members = self.members(t, depth)
+        if isinstance(t, Struct):
+            group = Group(tuple((name, off, self.flat.get(read), read)
+                                for name, read, off, *_ in members))
+            fused = fuse(group, self.prefix)
+            if fused is not None:
+                self.flat[fused] = group
+                return _Compiled(fused, t.size, _OTHER_WIDTH)
+        plan = tuple((name, read, off) for name, read, off, *_ in members)
         return _Compiled(
             lambda buf, off: {name: read(buf, off + o) for name, read, o in plan},
             t.size,
@@ -435,13 +462,19 @@ class Decoder:
     minimum display widths for ``EventFormatter``, one per field.
     """
 
-    __slots__ = ("name", "size", "least", "fields", "widths", "_plan", "_cut", "_keyword")
+    __slots__ = ("name", "size", "least", "fields", "widths", "whole", "_cut", "_keyword",
+                 "_fused")
 
     def __init__(self, btf: Btf, type_id: int) -> None:
         t = btf[skip_mods_and_typedefs(btf, type_id)]
         if not isinstance(t, Struct | Union):
             raise BtfError(f"{btf.describe(type_id)}: events must be a struct or union")
-        members = _Compiler(btf).members(t, 0)
+        compiler = _Compiler(btf)
+        members = compiler.members(t, 0)
+        #: ``(data, 0) -> dict`` for data of at least ``size`` bytes (``bytes``, not a view).
+        self.whole: Reader = compiler.compile(type_id).read
+        group = compiler.flat.get(self.whole)
+        self._fused = (group, compiler.prefix) if isinstance(group, Group) else None
         self.name = t.name or "(anonymous)"
         self._keyword = "struct" if isinstance(t, Struct) else "union"
         self.size = t.size
@@ -452,7 +485,6 @@ class Decoder:
             seen.setdefault(name, width)
         self.fields: tuple[str, ...] = tuple(seen)
         self.widths: tuple[int, ...] = tuple(seen.values())
-        self._plan = tuple((name, read, off) for name, read, off, *_ in members)
         # For events shorter than the type: (name, reader, offset, end, element
         # size, prefix reader) in declaration order.
         self._cut = tuple(
@@ -476,7 +508,8 @@ class Decoder:
             return self._decode_cut(data, n)
         buf = _as_bytes(data)
         try:
-            return {name: read(buf, off) for name, read, off in self._plan}
+            result: dict[str, Any] = self.whole(buf, 0)
+            return result
         except (struct.error, IndexError, ValueError, OverflowError) as exc:  # pragma: no cover
             raise _unexpected(f"{self._keyword} {self.name}", exc) from exc
 
@@ -499,6 +532,17 @@ class Decoder:
         except (struct.error, IndexError, ValueError, OverflowError) as exc:  # pragma: no cover
             raise _unexpected(f"{self._keyword} {self.name}", exc) from exc
         return out
+
+    def reader_into(self, cls: type, slot_of: Mapping[str, str], wrap: Callable[[Any], Any]
+                    | None = None, keep: str | None = None) -> Reader | None:
+        """``(data, 0) -> cls`` object, field ``f`` in attribute ``slot_of[f]``
+        (structplan.Into), for data of at least ``size`` bytes; None when the type
+        does not fuse (a union)."""
+        if self._fused is None:
+            return None
+        group, prefix = self._fused
+        slots = tuple(slot_of[name] for name, *_ in group.members)
+        return fuse(group, prefix, Into(cls, slots, wrap, keep))
 
     @property
     def what(self) -> str:
@@ -553,30 +597,3 @@ def field_names(btf: Btf, type_id: int) -> tuple[str, ...] | None:
     if not isinstance(t, Struct | Union):
         return None
     return Decoder(btf, type_id).fields
-
-
-def member_type(btf: Btf, type_id: int, name: str) -> int | None:
-    """The type id of the direct member ``name`` of a struct or union, else None."""
-    t = btf[skip_mods_and_typedefs(btf, type_id)]
-    if isinstance(t, Struct | Union):
-        for m in t.members:
-            if m.name == name:
-                return m.type
-    return None
-
-
-def is_number(btf: Btf, type_id: int) -> bool:
-    """An integer, float or enum type: one that holds a number as stored."""
-    t = btf[skip_mods_and_typedefs(btf, type_id)]
-    return isinstance(t, Int | Float | Enum | Enum64)
-
-
-def int_array_length(btf: Btf, type_id: int) -> int | None:
-    """The length of an array of integers (not chars or bools), else None."""
-    t = btf[skip_mods_and_typedefs(btf, type_id)]
-    if not isinstance(t, Array):
-        return None
-    elem = btf[skip_mods_and_typedefs(btf, t.type)]
-    if not isinstance(elem, Int) or elem.char or elem.bool:
-        return None
-    return t.nelems

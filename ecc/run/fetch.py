@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 from .. import __version__
 from ..errors import FetchError
@@ -33,8 +32,7 @@ DOWNLOAD_DEADLINE_SECONDS = 300.0
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class WasmModule:
+class WasmModule(NamedTuple):
     """A WebAssembly module to run: its bytes and where they came from (errors name it)."""
 
     origin: str

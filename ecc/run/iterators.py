@@ -30,6 +30,19 @@ def print_iter(package: LoadedPackage, name: str, ann: Mapping[str, Any], data: 
     out.flush()
 
 
+def iter_reading_of(package: LoadedPackage, name: str, data: bytes,
+                    say: Callable[[str], None]) -> tuple[str, Any]:
+    """How the Python API reads what iterator ``name`` wrote, by ``ecc run``'s
+    rule (``output.iter_reading``) over the structs ``iter_decoders`` picks:
+    ``("records", Decoder)``, ``("text", None)`` or ``("bytes", None)``."""
+    from .output import iter_reading
+
+    progs = package.meta.get("bpf_skel", {}).get("progs") or []
+    ann = next((p for p in progs if isinstance(p, dict) and p.get("name") == name), {})
+    named, candidates = iter_decoders(package, name, ann, say)
+    return iter_reading(data, named, candidates)
+
+
 def iter_decoders(package: LoadedPackage, name: str, ann: Mapping[str, Any],
                   say: Callable[[str], None]) -> tuple[Any, list[Any]]:
     """The decoder of the struct iterator ``name`` names with ``@export`` (None

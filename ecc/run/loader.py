@@ -17,8 +17,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from ..errors import EccError, KernelLimitError, PackageError
 from ..package.source import LoadedPackage
@@ -36,45 +35,16 @@ from .attach import (
 )
 from .attach import interface_index as interface_index  # where cli and launch import it
 from .iterators import print_iter
+from .runoptions import RunOptions as RunOptions
 from .tracepipe import TracePipe
 
 MAP_TYPE_PERF_EVENT_ARRAY = 4
 MAP_TYPE_RINGBUF = 27
 _ARRAY_MAP_TYPES = (2, 6)  # BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY
-DEFAULT_PERF_FREQ = 49
 POLL_MS = 100
 
 
-@dataclass
-class RunOptions:
-    json: bool = False
-    duration: float | None = None
-    strict: bool = False
-    btf_custom_path: str | None = None
-    section_values: dict[str, bytes] = field(default_factory=dict)  # section -> initial bytes
-    perf_freq: int = DEFAULT_PERF_FREQ
-    max_events: int | None = None
-    # Attach targets given on the command line: every XDP and TC program goes to
-    # `ifindex` (over its annotation); `replace` takes an XDP/tc hook that holds
-    # another program; `cgroup` is where cgroup programs attach; a uprobe whose
-    # section names no target attaches to `uprobe_function` in `uprobe_binary`.
-    ifindex: int | None = None
-    replace: bool = False
-    cgroup: str | None = None
-    uprobe_binary: str | None = None
-    uprobe_function: str | None = None
-    uprobe_pid: int = -1
-    # Hooks for callers that consume events themselves (ecc exporter): when set, each
-    # ring/perf buffer record goes to event_sink(map name, raw bytes) instead of being
-    # decoded and printed, and perf buffer losses to lost_sink(map name, cpu, count).
-    event_sink: Callable[[str, bytes], None] | None = None
-    lost_sink: Callable[[str, int, int], None] | None = None
-    # Also print what bpf_printk writes: the kernel's trace pipe, shared by the machine.
-    printk: bool = False
-
-
-@dataclass
-class Attached:
+class Attached(NamedTuple):
     name: str
     section: str
     links: list[libbpf.Link]
@@ -391,14 +361,13 @@ class Runner:
         """Maps with a `sample` annotation, with the BTF ids of their key and value."""
         assert self.obj is not None
         found = []
-        defs = _map_defs(self.package)
+        defs = None  # read from the BTF for the first sampled map: most packages have none
         for meta in self.package.meta["bpf_skel"].get("maps") or []:
             sample = meta.get("sample")
-            if not isinstance(sample, dict):
-                continue
-            m = self.obj.find_map(meta["name"])
+            m = self.obj.find_map(meta["name"]) if isinstance(sample, dict) else None
             if m is None:
                 continue
+            defs = _map_defs(self.package) if defs is None else defs
             key_id, value_id = defs.get(meta["name"], (None, None))
             found.append((m, sample, key_id, value_id))
         return found
@@ -501,9 +470,9 @@ def event_type_id(meta: Mapping[str, Any], map_meta: Mapping[str, Any]) -> int |
 def _sink_handlers(
     name: str, sink: Callable[[str, bytes], None], lost_sink: Callable[[str, int, int], None] | None
 ) -> tuple[Callable[[bytes], int | None], Callable[[int, int], None]]:
-    def handle(data: bytes) -> int:
-        sink(name, data)
-        return 0
+    from functools import partial  # C: no frame between buffer and sink; None reads as 0
+
+    handle: Callable[[bytes], int | None] = partial(sink, name)
 
     def lost(cpu: int, count: int) -> None:
         if lost_sink is not None:

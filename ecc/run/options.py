@@ -47,13 +47,13 @@ import math
 import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..btf import Btf, Kind, resolve_size, skip_mods_and_typedefs, type_str
 from ..btf.types import Array, Datasec, Enum, Enum64, Float, Int, Var
 from ..elf import BpfObject
 from ..errors import AnnotationError, BtfError, EccError, PackageError
+from ..record import Record, replace, set_field
 
 __all__ = [
     "ByteOrder",
@@ -80,15 +80,15 @@ FALSE_WORDS = frozenset({"false", "0", "no", "off"})
 _SHOWN_CHARS = 60
 # An enum with hundreds of enumerators would make the message useless.
 _SHOWN_CHOICES = 16
-_LONG_OPTION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-_DECIMAL_RE = re.compile(r"[+-]?[0-9][0-9_]*")
-_LEADING_ZERO_RE = re.compile(r"[+-]?0[0-9_]+")
-_OCTAL_DIGITS_RE = re.compile(r"[0-7_]+")
-_HEX_FLOAT_RE = re.compile(r"[+-]?0[xX]")
+# Patterns, compiled (and cached by ``re``) when first matched: most runs match few of them.
+_LONG_OPTION_RE = r"[A-Za-z0-9][A-Za-z0-9_-]*"
+_DECIMAL_RE = r"[+-]?[0-9][0-9_]*"
+_LEADING_ZERO_RE = r"[+-]?0[0-9_]+"
+_OCTAL_DIGITS_RE = r"[0-7_]+"
+_HEX_FLOAT_RE = r"[+-]?0[xX]"
 
 
-@dataclass(frozen=True)
-class OptionSpec:
+class OptionSpec(Record):
     """One command-line option: which variable it sets, and how to read its text.
 
     ``default`` is the value the program starts with, as ``decode_value``
@@ -102,6 +102,9 @@ class OptionSpec:
     encoded annotation default.
     """
 
+    __slots__ = ("section", "var", "long", "short", "help", "type_name", "type_id", "default",
+                 "kind", "choices", "offset", "size", "signed", "choice_values", "byte_order",
+                 "section_size", "default_bytes", "default_source")
     section: str
     var: str
     long: str
@@ -114,13 +117,38 @@ class OptionSpec:
     choices: tuple[str, ...]
     offset: int
     size: int
-    signed: bool = False
-    choice_values: tuple[int, ...] = ()
-    byte_order: ByteOrder = "little"
-    section_size: int = 0
+    signed: bool
+    choice_values: tuple[int, ...]
+    byte_order: ByteOrder
+    section_size: int
     # @cmdarg default / @value, encoded; None when the compiled-in value stays.
-    default_bytes: bytes | None = None
-    default_source: DefaultSource = "initial"
+    default_bytes: bytes | None
+    default_source: DefaultSource
+
+    def __init__(self, section: str, var: str, long: str, short: str | None, help: str,
+                 type_name: str, type_id: int, default: Any, kind: OptionKind,
+                 choices: tuple[str, ...], offset: int, size: int, signed: bool = False,
+                 choice_values: tuple[int, ...] = (), byte_order: ByteOrder = "little",
+                 section_size: int = 0, default_bytes: bytes | None = None,
+                 default_source: DefaultSource = "initial") -> None:
+        set_field(self, "section", section)
+        set_field(self, "var", var)
+        set_field(self, "long", long)
+        set_field(self, "short", short)
+        set_field(self, "help", help)
+        set_field(self, "type_name", type_name)
+        set_field(self, "type_id", type_id)
+        set_field(self, "default", default)
+        set_field(self, "kind", kind)
+        set_field(self, "choices", choices)
+        set_field(self, "offset", offset)
+        set_field(self, "size", size)
+        set_field(self, "signed", signed)
+        set_field(self, "choice_values", choice_values)
+        set_field(self, "byte_order", byte_order)
+        set_field(self, "section_size", section_size)
+        set_field(self, "default_bytes", default_bytes)
+        set_field(self, "default_source", default_source)
 
     @property
     def settable(self) -> bool:
@@ -237,7 +265,7 @@ def _spec(
     # The variable's own name needs no check: any C identifier is a fine option
     # name, even one starting with '_', which @cmdarg "long" may not.
     long = cmdarg.get("long", var.name)
-    if "long" in cmdarg and not (isinstance(long, str) and _LONG_OPTION_RE.fullmatch(long)):
+    if "long" in cmdarg and not (isinstance(long, str) and re.fullmatch(_LONG_OPTION_RE, long)):
         raise AnnotationError(
             f"{where}: @cmdarg long option must be letters, digits, '-' or '_', got {_json(long)}"
         )
@@ -379,17 +407,17 @@ def _parse_int(spec: OptionSpec, text: str, what: str) -> int:
     if not s.isascii():
         # int() would take Arabic-Indic or full-width digits; a C option should not.
         raise EccError(f"{bad}: expected an integer like 42 or 0x2a")
-    if _LEADING_ZERO_RE.fullmatch(s) and s.strip("+-0_"):
+    if re.fullmatch(_LEADING_ZERO_RE, s) and s.strip("+-0_"):
         digits = s.lstrip("+-").lstrip("0_")
         sign = "-" if s.startswith("-") else ""
-        octal = f" or {sign}0o{digits} for octal" if _OCTAL_DIGITS_RE.fullmatch(digits) else ""
+        octal = f" or {sign}0o{digits} for octal" if re.fullmatch(_OCTAL_DIGITS_RE, digits) else ""
         raise EccError(
             f"{bad}: a leading 0 is ambiguous; write {sign}{digits} for decimal{octal}"
         )
     try:
         return int(s, 0)
     except ValueError:
-        if _DECIMAL_RE.fullmatch(s) and "__" not in s and not s.endswith("_"):
+        if re.fullmatch(_DECIMAL_RE, s) and "__" not in s and not s.endswith("_"):
             # Python refuses decimal strings past 4300 digits; such a number is
             # valid syntax, just far out of any C type's range.
             lo, hi = _int_range(spec)
@@ -465,7 +493,7 @@ def _parse_float(spec: OptionSpec, text: str, what: str) -> bytes:
     if not s.isascii():
         raise EccError(f"{bad}: expected a number like 1.5, 2e-3 or inf")
     try:
-        value = float.fromhex(s) if _HEX_FLOAT_RE.match(s) else float(s)
+        value = float.fromhex(s) if re.match(_HEX_FLOAT_RE, s) else float(s)
     except OverflowError:  # only fromhex raises it, for a hex float beyond double
         return _float_overflow(spec, s, what)
     except ValueError:

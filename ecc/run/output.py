@@ -31,11 +31,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .hexdump import JSON_HEX_CHUNK, decode_text, hex_dump, looks_like_text
 from .jsonline import dumps, escape
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = [
     "EventFormatter",
@@ -44,6 +46,7 @@ __all__ = [
     "escape",
     "format_value",
     "hex_dump",
+    "iter_reading",
     "iter_report",
     "looks_like_text",
     "printk_line",
@@ -79,6 +82,9 @@ def format_value(value: Any) -> str:
 
 
 def _timestamp(ts: datetime | float) -> datetime:
+    # Imported with the first event, not at every start (ecc run prints "running" first).
+    from datetime import datetime
+
     return ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts)
 
 
@@ -504,9 +510,10 @@ def iter_report(
     """
     if not data:
         return "", "text"
-    if named is not None and named.size > 0:
-        return _lines(_records_report(program, data, named, json)), "records"
-    if looks_like_text(data):
+    how, decoder = iter_reading(data, named, candidates)
+    if decoder is not None:
+        return _lines(_records_report(program, data, decoder, json)), "records"
+    if how == "text":
         text = decode_text(data)
         rows = text.split("\n")
         if rows[-1] == "":
@@ -516,10 +523,22 @@ def iter_report(
         else:
             lines = [escape(r.expandtabs()) for r in rows]
         return _lines(lines), "text"
+    return _lines(_bytes_report(program, data, 0, json)), "bytes"
+
+
+def iter_reading(data: bytes, named: RecordDecoder | None,
+                 candidates: Sequence[RecordDecoder]) -> tuple[str, RecordDecoder | None]:
+    """How iterator output reads, the rule ``iter_report`` and ``Program.iterate``
+    share: ``("records", decoder)``, ``("text", None)`` (no bytes at all read as
+    text unless a struct is named) or ``("bytes", None)``; see ``iter_report``."""
+    if named is not None and named.size > 0:
+        return "records", named
+    if not data or looks_like_text(data):
+        return "text", None
     for decoder in candidates:
         if decoder.size > 0 and len(data) % decoder.size == 0:
-            return _lines(_records_report(program, data, decoder, json)), "records"
-    return _lines(_bytes_report(program, data, 0, json)), "bytes"
+            return "records", decoder
+    return "bytes", None
 
 
 def _lines(lines: list[str]) -> str:
@@ -531,7 +550,7 @@ def _lines(lines: list[str]) -> str:
 # `<comm>-<pid> [<cpu>] <flags> <seconds>: <event>: <message>`, the trace
 # pipe's format; comm may itself hold '-' and spaces, so pid is the last
 # '-digits' before the CPU column. The flags column is absent on old kernels.
-_TRACE_LINE = re.compile(
+_TRACE_LINE = (  # compiled by re on first use: only --printk reads the pipe
     r"^\s*(?P<comm>.*)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
     r"(?:\S{4,5}\s+)?(?P<ts>\d+\.\d+):\s+(?P<event>[^:]+):\s?(?P<text>.*)$"
 )
@@ -548,7 +567,7 @@ def printk_line(line: str, *, json: bool) -> str:
     """
     if not json:
         return "printk: " + escape(line.strip().expandtabs())
-    m = _TRACE_LINE.match(line)
+    m = re.match(_TRACE_LINE, line)
     if m is None:
         return dumps({"type": "printk", "text": line})
     return dumps({"type": "printk", "comm": m["comm"], "pid": int(m["pid"]),

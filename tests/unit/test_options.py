@@ -13,7 +13,7 @@ import re
 import shutil
 import struct
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from ecc.compiler.compile import parse_include_dirs
 from ecc.elf import BpfObject, read_object
 from ecc.errors import AnnotationError, EccError, PackageError
 from ecc.meta.skel import build_meta
+from ecc.record import replace as replace_record
 from ecc.run.options import (
     ByteOrder,
     OptionKind,
@@ -348,7 +349,7 @@ def test_describe(el: Built, var: str) -> None:
 
 def test_describe_without_a_default() -> None:
     assert describe(mk("int", 4, type_name="int")) == "int"
-    assert describe(replace(mk("string", 4, type_name="char[4]"), default='a"b')) == (
+    assert describe(replace_record(mk("string", 4, type_name="char[4]"), default='a"b')) == (
         'char[4] (default: "a\\"b")')
 
 
@@ -456,7 +457,7 @@ def test_without_a_symbol_the_btf_offset_is_used(el: Built) -> None:
     # package may list one (eunomia's compiler does not filter them everywhere).
     meta = {"bpf_skel": {"data_sections": [
         {"name": ".data", "variables": [{"name": "d_static", "type": "int"}]}]}}
-    no_symbols = replace(el.obj, symbols=())
+    no_symbols = replace_record(el.obj, symbols=())
     [spec] = option_specs(meta, no_symbols, el.btf, el.initial)
     assert (spec.offset, spec.size, spec.default) == (16, 4, 5)
     [spec] = option_specs(meta, el.obj, el.btf, el.initial)
@@ -468,7 +469,7 @@ def test_a_variable_outside_its_section_is_refused(el: Built) -> None:
     meta = {"bpf_skel": {"data_sections": [
         {"name": ".data", "variables": [{"name": "d_big", "type": "__u64"}]}]}}
     sym = next(s for s in el.obj.symbols if s.name == "d_big")
-    moved = replace(el.obj, symbols=(replace(sym, value=16),))
+    moved = replace_record(el.obj, symbols=(replace_record(sym, value=16),))
     with pytest.raises(PackageError, match=re.escape(
             "variable 'd_big' (8 bytes at offset 16) lies outside section .data (20 bytes)")):
         option_specs(meta, moved, el.btf, el.initial)

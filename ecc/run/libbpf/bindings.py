@@ -14,7 +14,6 @@ import ctypes
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, Final, Self, TypeVar
 
 from ...errors import EccError, ToolNotFoundError
@@ -255,6 +254,7 @@ _PROTOTYPES: Final[dict[str, tuple[Any, list[Any]]]] = {
     "bpf_program__name": (_S, [_P]),
     "bpf_program__section_name": (_S, [_P]),
     "bpf_program__type": (_I, [_P]),
+    "bpf_program__expected_attach_type": (_I, [_P]),
     "bpf_program__fd": (_I, [_P]),
     "bpf_program__autoload": (_B, [_P]),
     "bpf_program__set_autoload": (_I, [_P, _B]),
@@ -304,21 +304,23 @@ _SEARCH_PATHS: Final = (
 # --- process-wide state ---------------------------------------------------------
 
 
-@dataclass
 class _State:
     """The cached libraries and the print-callback buffer (the only globals)."""
 
-    lib: ctypes.CDLL | None = None
-    lib_path: str | None = None
-    libc: ctypes.CDLL | None = None
-    # Kept referenced: libbpf holds the raw function pointer.
-    print_cb: Any = None
-    # Messages of the libbpf call in progress (see _Capture).
-    chunks: list[str] = field(default_factory=list)
-    # Format LIBBPF_DEBUG messages too (a kernel log was requested).
-    want_debug: bool = False
-    # The text of the most recent captured call (captured_log()).
-    last_log: str = ""
+    __slots__ = ("lib", "lib_path", "libc", "print_cb", "chunks", "want_debug", "last_log")
+
+    def __init__(self) -> None:
+        self.lib: ctypes.CDLL | None = None
+        self.lib_path: str | None = None
+        self.libc: ctypes.CDLL | None = None
+        # Kept referenced: libbpf holds the raw function pointer.
+        self.print_cb: Any = None
+        # Messages of the libbpf call in progress (see _Capture).
+        self.chunks: list[str] = []
+        # Format LIBBPF_DEBUG messages too (a kernel log was requested).
+        self.want_debug = False
+        # The text of the most recent captured call (captured_log()).
+        self.last_log = ""
 
 
 _STATE = _State()

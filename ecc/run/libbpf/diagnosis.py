@@ -64,10 +64,11 @@ def _tail(text: str, lines: int) -> str:
 
 _BEGIN_LOG = "-- BEGIN PROG LOAD LOG --"
 _END_LOG = "-- END PROG LOAD LOG --"
+# Compiled (and cached) by re when a load fails, not at every start.
 _FAILED_PROG_RES: Final = (
-    re.compile(r"prog '([^']+)': failed to load"),
-    re.compile(r"prog '([^']+)': BPF program load failed"),
-    re.compile(r"prog '([^']+)': -- BEGIN PROG LOAD LOG --"),
+    r"prog '([^']+)': failed to load",
+    r"prog '([^']+)': BPF program load failed",
+    r"prog '([^']+)': -- BEGIN PROG LOAD LOG --",
 )
 
 
@@ -83,7 +84,7 @@ def _verifier_log(text: str) -> str:
 
 def _failed_program(text: str) -> str | None:
     for pattern in _FAILED_PROG_RES:
-        found = pattern.findall(text)
+        found = re.findall(pattern, text)
         if found:
             return str(found[-1])
     return None

@@ -77,6 +77,11 @@ class Program:
         return int(self._lib.bpf_program__type(self._handle()))
 
     @property
+    def expected_attach_type(self) -> int:
+        """enum bpf_attach_type libbpf gives the program from its section name."""
+        return int(self._lib.bpf_program__expected_attach_type(self._handle()))
+
+    @property
     def fd(self) -> int:
         """The program's fd; the object must be loaded and the program autoloaded."""
         fd = int(self._lib.bpf_program__fd(self._handle()))
