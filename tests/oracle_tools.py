@@ -10,6 +10,9 @@
   that never went through ecc's strip and BTF renumbering.
 - ``isomorphic``: whether two ``bpftool -j btf dump`` listings hold the same
   types, up to numbering, and the numbering that shows it.
+- ``libbpf_loads_with_btf``: whether libbpf loads one program of an object into
+  the running kernel with another BTF standing for the kernel's (CO-RE against
+  that BTF), as ``ecc check --kernel`` predicts.
 """
 
 from __future__ import annotations
@@ -421,3 +424,24 @@ def isomorphic(first: Sequence[Mapping[str, Any]], second: Sequence[Mapping[str,
             problems.append(f"type {a} ({shape}, refs {refs}) paired with {b} "
                             f"({other_shape}, refs {other_refs})")
     return Matching(mapping, problems)
+
+
+def libbpf_loads_with_btf(object_bytes: bytes, program: str, btf: Path, object_name: str,
+                          refusals: Sequence[str]) -> bool:
+    """Load ``program`` alone with ``btf`` as the kernel's BTF for CO-RE: True when it
+    loads, False when libbpf or the verifier refuses it with one of ``refusals`` (any
+    other failure fails the test)."""
+    from ecc.errors import EccError
+    from ecc.run.libbpf import BpfObject
+
+    with BpfObject.open_mem(object_bytes, object_name=object_name,
+                            btf_custom_path=str(btf)) as obj:
+        for prog in obj.programs():
+            prog.set_autoload(prog.name == program)
+        try:
+            obj.load()
+        except EccError as exc:
+            text = f"{exc}\n{exc.details or ''}\n{obj.captured_log()}"
+            assert any(r in text for r in refusals), f"{program} failed otherwise: {text}"
+            return False
+        return True

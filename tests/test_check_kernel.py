@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import KERNEL_BTF, ROOT, build_package, ecc_cli, needs, require
+from oracle_tools import libbpf_loads_with_btf
 
 from ecc.btf import raw
 
@@ -137,19 +138,7 @@ def predicted_failing(verdict: dict[str, object]) -> set[str]:
 
 def libbpf_loads(object_bytes: bytes, program: str, btf: Path) -> bool:
     """Load ``program`` alone with ``btf`` as the kernel's BTF for CO-RE."""
-    from ecc.errors import EccError
-    from ecc.run.libbpf import BpfObject
-
-    with BpfObject.open_mem(object_bytes, object_name="core", btf_custom_path=str(btf)) as obj:
-        for prog in obj.programs():
-            prog.set_autoload(prog.name == program)
-        try:
-            obj.load()
-        except EccError as exc:
-            text = f"{exc}\n{exc.details or ''}\n{obj.captured_log()}"
-            assert any(p in text for p in POISON), f"{program} failed otherwise: {text}"
-            return False
-        return True
+    return libbpf_loads_with_btf(object_bytes, program, btf, "core", POISON)
 
 
 # --- the oracle -------------------------------------------------------------------------

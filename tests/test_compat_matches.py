@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import KERNEL_BTF, ROOT, build_package, ecc_cli, needs, require
+from oracle_tools import libbpf_loads_with_btf
 from test_check_kernel import variants
 
 SOURCE = ROOT / "tests" / "data" / "compat" / "matches.bpf.c"
@@ -53,20 +54,7 @@ def ecc_answers(package: Path, targets: dict[str, Path]) -> dict[tuple[str, str]
 
 def libbpf_answer(object_bytes: bytes, program: str, btf: Path) -> int:
     """1 if ``program`` loads with ``btf`` as the kernel's BTF for CO-RE, else 0."""
-    from ecc.errors import EccError
-    from ecc.run.libbpf import BpfObject
-
-    with BpfObject.open_mem(object_bytes, object_name="matches",
-                            btf_custom_path=str(btf)) as obj:
-        for prog in obj.programs():
-            prog.set_autoload(prog.name == program)
-        try:
-            obj.load()
-        except EccError as exc:
-            text = f"{exc}\n{exc.details or ''}\n{obj.captured_log()}"
-            assert REFUSED in text, f"{program} failed otherwise: {text}"
-            return 0
-        return 1
+    return int(libbpf_loads_with_btf(object_bytes, program, btf, "matches", (REFUSED,)))
 
 
 @needs("kernel", "clang", "kernel-btf")
