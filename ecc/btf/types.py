@@ -50,13 +50,12 @@ class Linkage(IntEnum):
     EXTERN = 2
 
 
-# The shared frozen-record base (ecc/record.py): ``@dataclass`` compiling two dozen
-# classes' methods at import was the largest part of an ``ecc run``'s start.
-_Record = Record
-_set = set_field
+# The kinds are ecc/record.py's frozen records, not dataclasses: ``@dataclass``
+# compiling two dozen classes' methods at import was the largest part of an
+# ``ecc run``'s start.
 
 
-class Void(_Record):
+class Void(Record):
     """Type id 0. Never stored in the type section; BTF refers to it as 'no type'."""
 
     __slots__ = ("id", "name")
@@ -65,11 +64,11 @@ class Void(_Record):
     name: str
 
     def __init__(self, id: int = 0, name: str = "") -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
 
 
-class Int(_Record):
+class Int(Record):
     __slots__ = ("id", "name", "size", "signed", "char", "bool", "bits", "offset")
     kind: ClassVar[Kind] = Kind.INT
     id: int
@@ -92,17 +91,17 @@ class Int(_Record):
         bits: int,
         offset: int,
     ) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "size", size)
-        _set(self, "signed", signed)
-        _set(self, "char", char)
-        _set(self, "bool", bool)
-        _set(self, "bits", bits)
-        _set(self, "offset", offset)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "size", size)
+        set_field(self, "signed", signed)
+        set_field(self, "char", char)
+        set_field(self, "bool", bool)
+        set_field(self, "bits", bits)
+        set_field(self, "offset", offset)
 
 
-class Ptr(_Record):
+class Ptr(Record):
     __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.PTR
     id: int
@@ -110,12 +109,12 @@ class Ptr(_Record):
     type: int
 
     def __init__(self, id: int, name: str, type: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
 
 
-class Array(_Record):
+class Array(Record):
     __slots__ = ("id", "name", "type", "index_type", "nelems")
     kind: ClassVar[Kind] = Kind.ARRAY
     id: int
@@ -125,14 +124,14 @@ class Array(_Record):
     nelems: int
 
     def __init__(self, id: int, name: str, type: int, index_type: int, nelems: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
-        _set(self, "index_type", index_type)
-        _set(self, "nelems", nelems)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
+        set_field(self, "index_type", index_type)
+        set_field(self, "nelems", nelems)
 
 
-class Member(_Record):
+class Member(Record):
     """A struct/union field.
 
     ``bit_offset`` is from the start of the enclosing type; ``bitfield_size``
@@ -148,13 +147,13 @@ class Member(_Record):
     bitfield_size: int
 
     def __init__(self, name: str, type: int, bit_offset: int, bitfield_size: int) -> None:
-        _set(self, "name", name)
-        _set(self, "type", type)
-        _set(self, "bit_offset", bit_offset)
-        _set(self, "bitfield_size", bitfield_size)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
+        set_field(self, "bit_offset", bit_offset)
+        set_field(self, "bitfield_size", bitfield_size)
 
 
-class Struct(_Record):
+class Struct(Record):
     __slots__ = ("id", "name", "size", "members")
     kind: ClassVar[Kind] = Kind.STRUCT
     id: int
@@ -163,13 +162,13 @@ class Struct(_Record):
     members: tuple[Member, ...]
 
     def __init__(self, id: int, name: str, size: int, members: tuple[Member, ...]) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "size", size)
-        _set(self, "members", members)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "size", size)
+        set_field(self, "members", members)
 
 
-class Union(_Record):
+class Union(Record):
     __slots__ = ("id", "name", "size", "members")
     kind: ClassVar[Kind] = Kind.UNION
     id: int
@@ -178,13 +177,13 @@ class Union(_Record):
     members: tuple[Member, ...]
 
     def __init__(self, id: int, name: str, size: int, members: tuple[Member, ...]) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "size", size)
-        _set(self, "members", members)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "size", size)
+        set_field(self, "members", members)
 
 
-class EnumValue(_Record):
+class EnumValue(Record):
     """An enumerator; ``value`` is already sign-interpreted per the enum's ``signed``."""
 
     __slots__ = ("name", "value")
@@ -192,11 +191,11 @@ class EnumValue(_Record):
     value: int
 
     def __init__(self, name: str, value: int) -> None:
-        _set(self, "name", name)
-        _set(self, "value", value)
+        set_field(self, "name", name)
+        set_field(self, "value", value)
 
 
-class Enum(_Record):
+class Enum(Record):
     __slots__ = ("id", "name", "size", "signed", "values")
     kind: ClassVar[Kind] = Kind.ENUM
     id: int
@@ -208,14 +207,14 @@ class Enum(_Record):
     def __init__(
         self, id: int, name: str, size: int, signed: bool, values: tuple[EnumValue, ...],
     ) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "size", size)
-        _set(self, "signed", signed)
-        _set(self, "values", values)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "size", size)
+        set_field(self, "signed", signed)
+        set_field(self, "values", values)
 
 
-class Enum64(_Record):
+class Enum64(Record):
     __slots__ = ("id", "name", "size", "signed", "values")
     kind: ClassVar[Kind] = Kind.ENUM64
     id: int
@@ -227,14 +226,14 @@ class Enum64(_Record):
     def __init__(
         self, id: int, name: str, size: int, signed: bool, values: tuple[EnumValue, ...],
     ) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "size", size)
-        _set(self, "signed", signed)
-        _set(self, "values", values)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "size", size)
+        set_field(self, "signed", signed)
+        set_field(self, "values", values)
 
 
-class Fwd(_Record):
+class Fwd(Record):
     __slots__ = ("id", "name", "is_union")
     kind: ClassVar[Kind] = Kind.FWD
     id: int
@@ -242,12 +241,12 @@ class Fwd(_Record):
     is_union: bool
 
     def __init__(self, id: int, name: str, is_union: bool) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "is_union", is_union)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "is_union", is_union)
 
 
-class Typedef(_Record):
+class Typedef(Record):
     __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.TYPEDEF
     id: int
@@ -255,12 +254,12 @@ class Typedef(_Record):
     type: int
 
     def __init__(self, id: int, name: str, type: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
 
 
-class Volatile(_Record):
+class Volatile(Record):
     __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.VOLATILE
     id: int
@@ -268,12 +267,12 @@ class Volatile(_Record):
     type: int
 
     def __init__(self, id: int, name: str, type: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
 
 
-class Const(_Record):
+class Const(Record):
     __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.CONST
     id: int
@@ -281,12 +280,12 @@ class Const(_Record):
     type: int
 
     def __init__(self, id: int, name: str, type: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
 
 
-class Restrict(_Record):
+class Restrict(Record):
     __slots__ = ("id", "name", "type")
     kind: ClassVar[Kind] = Kind.RESTRICT
     id: int
@@ -294,12 +293,12 @@ class Restrict(_Record):
     type: int
 
     def __init__(self, id: int, name: str, type: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
 
 
-class Func(_Record):
+class Func(Record):
     """A function; ``type`` is its FUNC_PROTO, ``linkage`` a ``Linkage`` value."""
 
     __slots__ = ("id", "name", "type", "linkage")
@@ -310,23 +309,23 @@ class Func(_Record):
     linkage: int
 
     def __init__(self, id: int, name: str, type: int, linkage: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
-        _set(self, "linkage", linkage)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
+        set_field(self, "linkage", linkage)
 
 
-class Param(_Record):
+class Param(Record):
     __slots__ = ("name", "type")
     name: str
     type: int
 
     def __init__(self, name: str, type: int) -> None:
-        _set(self, "name", name)
-        _set(self, "type", type)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
 
 
-class FuncProto(_Record):
+class FuncProto(Record):
     """A function signature.
 
     A trailing ``...`` is encoded in BTF as a last parameter of type 0; it is
@@ -344,14 +343,14 @@ class FuncProto(_Record):
     def __init__(
         self, id: int, name: str, return_type: int, params: tuple[Param, ...], variadic: bool,
     ) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "return_type", return_type)
-        _set(self, "params", params)
-        _set(self, "variadic", variadic)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "return_type", return_type)
+        set_field(self, "params", params)
+        set_field(self, "variadic", variadic)
 
 
-class Var(_Record):
+class Var(Record):
     """A global variable; ``linkage`` is 0 static, 1 global, 2 extern."""
 
     __slots__ = ("id", "name", "type", "linkage")
@@ -362,13 +361,13 @@ class Var(_Record):
     linkage: int
 
     def __init__(self, id: int, name: str, type: int, linkage: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
-        _set(self, "linkage", linkage)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
+        set_field(self, "linkage", linkage)
 
 
-class VarSecinfo(_Record):
+class VarSecinfo(Record):
     """One DATASEC entry. ``type`` is usually a VAR, a FUNC for ``.ksyms``."""
 
     __slots__ = ("type", "offset", "size")
@@ -377,12 +376,12 @@ class VarSecinfo(_Record):
     size: int
 
     def __init__(self, type: int, offset: int, size: int) -> None:
-        _set(self, "type", type)
-        _set(self, "offset", offset)
-        _set(self, "size", size)
+        set_field(self, "type", type)
+        set_field(self, "offset", offset)
+        set_field(self, "size", size)
 
 
-class Datasec(_Record):
+class Datasec(Record):
     __slots__ = ("id", "name", "size", "vars")
     kind: ClassVar[Kind] = Kind.DATASEC
     id: int
@@ -391,13 +390,13 @@ class Datasec(_Record):
     vars: tuple[VarSecinfo, ...]
 
     def __init__(self, id: int, name: str, size: int, vars: tuple[VarSecinfo, ...]) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "size", size)
-        _set(self, "vars", vars)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "size", size)
+        set_field(self, "vars", vars)
 
 
-class Float(_Record):
+class Float(Record):
     __slots__ = ("id", "name", "size")
     kind: ClassVar[Kind] = Kind.FLOAT
     id: int
@@ -405,12 +404,12 @@ class Float(_Record):
     size: int
 
     def __init__(self, id: int, name: str, size: int) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "size", size)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "size", size)
 
 
-class DeclTag(_Record):
+class DeclTag(Record):
     """``btf_decl_tag`` on ``type``; ``component_idx`` -1 for the whole type,
     else the member or parameter index.
 
@@ -429,14 +428,14 @@ class DeclTag(_Record):
     def __init__(
         self, id: int, name: str, type: int, component_idx: int, attr: bool = False,
     ) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
-        _set(self, "component_idx", component_idx)
-        _set(self, "attr", attr)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
+        set_field(self, "component_idx", component_idx)
+        set_field(self, "attr", attr)
 
 
-class TypeTag(_Record):
+class TypeTag(Record):
     """``btf_type_tag`` on ``type``; ``attr`` as for ``DeclTag``."""
 
     __slots__ = ("id", "name", "type", "attr")
@@ -447,10 +446,10 @@ class TypeTag(_Record):
     attr: bool
 
     def __init__(self, id: int, name: str, type: int, attr: bool = False) -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "type", type)
-        _set(self, "attr", attr)
+        set_field(self, "id", id)
+        set_field(self, "name", name)
+        set_field(self, "type", type)
+        set_field(self, "attr", attr)
 
 
 Type = (

@@ -54,7 +54,7 @@ def oracle(record: Any) -> Any:
 
 def test_every_kind_has_a_sample() -> None:
     records = {c for c in vars(t).values()
-               if isinstance(c, type) and issubclass(c, t._Record) and c is not t._Record}
+               if isinstance(c, type) and issubclass(c, t.Record) and c is not t.Record}
     assert {type(s) for s in SAMPLES} == records
 
 
