@@ -132,7 +132,6 @@ def check_kernels_of(result: BuildResult, kernels: Sequence[str], jobs: int | No
     """``--check-kernels``: the matrix of ``ecc check --kernel`` for a built object;
     how many kernels cannot run it."""
     from .check import check_built_object
-    from .compat import matrix
 
     origin = next((p for p in result.outputs if p.endswith(("package.json", "package.yaml"))),
                   next((p for p in result.outputs if p.endswith(".bpf.o")), "the object"))
@@ -142,9 +141,7 @@ def check_kernels_of(result: BuildResult, kernels: Sequence[str], jobs: int | No
     report = check_built_object(origin, result.object_bytes, kernels, jobs)
     for warning in report.warnings:
         echo(f"ecc: warning: {warning}")
-    echo(f"{report.origin}: {len(report.verdicts)} kernels, {report.failed} failing "
-         f"({report.seconds:.2f} s)")
-    for line in matrix(list(report.verdicts)):
+    for line in report.lines():
         echo(line)
     return report.failed
 

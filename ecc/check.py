@@ -28,7 +28,14 @@ from typing import Any
 
 import jsonschema
 
-from .compat import KernelVerdict, ObjectFacts, analyze_object, check_kernel, kernel_version
+from .compat import (
+    KernelVerdict,
+    ObjectFacts,
+    analyze_object,
+    check_kernel,
+    kernel_version,
+    matrix,
+)
 from .compat.wasmobj import embedded_objects
 from .errors import EccError, LibbpfError, PackageError, ToolNotFoundError
 from .package import MAX_OBJECT_BYTES, parse_package
@@ -199,6 +206,12 @@ class KernelReport:
     @property
     def failed(self) -> int:
         return sum(1 for v in self.verdicts if not v.ok)
+
+    def lines(self) -> list[str]:
+        """What the user reads: a summary line, then the matrix, a row per kernel."""
+        summary = (f"{self.origin}: {len(self.verdicts)} kernels, {self.failed} failing "
+                   f"({self.seconds:.2f} s)")
+        return [summary, *matrix(list(self.verdicts))]
 
     def as_dict(self) -> dict[str, Any]:
         return {"package": self.origin, "kernels": [v.as_dict() for v in self.verdicts],

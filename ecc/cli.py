@@ -533,7 +533,6 @@ def _cmd_check() -> click.Command:
         import json
 
         from .check import check_kernels
-        from .compat import matrix
 
         reports = [check_kernels(path, kernels, archive, jobs) for path in packages]
         if as_json:
@@ -543,9 +542,7 @@ def _cmd_check() -> click.Command:
             for report in reports:
                 for warning in report.warnings:
                     click.echo(f"ecc: warning: {warning}", err=True)
-                click.echo(f"{report.origin}: {len(report.verdicts)} kernels, "
-                           f"{report.failed} failing ({report.seconds:.2f} s)")
-                for line in matrix(list(report.verdicts)):
+                for line in report.lines():
                     click.echo(line)
         failed = sum(r.failed for r in reports)
         if failed and require_all:
