@@ -62,6 +62,23 @@ def parse_include_dirs(verbose_output: str) -> list[str]:
     return dirs
 
 
+SEARCH_FLAGS = ("-I", "-isystem", "-idirafter", "-iquote")
+
+
+def search_dir_flags(flags: Sequence[str]) -> list[tuple[str, str]]:
+    """The folders clang's ``flags`` add to the include search, in order, each with the
+    flag that adds it; given apart (``-I dir``) or joined (``-Idir``)."""
+    found: list[tuple[str, str]] = []
+    args = list(flags)
+    for i, arg in enumerate(args):
+        for flag in SEARCH_FLAGS:
+            if arg == flag and i + 1 < len(args):
+                found.append((flag, args[i + 1]))
+            elif arg.startswith(flag) and len(arg) > len(flag) and not arg.startswith("-include"):
+                found.append((flag, arg[len(flag):]))
+    return found
+
+
 # A NamedTuple, not a dataclass: made before clang starts (see ecc/compiler/__init__.py).
 class CompileRequest(NamedTuple):
     wrapper: str            # path of the generated translation unit

@@ -328,21 +328,11 @@ def _skip(text: str, at: int) -> int:
     return match.end() if match else at
 
 
-_DIR_FLAGS = ("-I", "-isystem", "-idirafter", "-iquote")
-
-
 def _user_dirs(cflags: tuple[str, ...], cwd: str, quoted: bool) -> tuple[list[str], bool]:
     """The folders the user's flags add to the search (-iquote ones only for an
     include in quotes), made absolute as clang in ``cwd`` sees them; and whether
     any was relative."""
-    dirs: list[tuple[str, str]] = []
-    args = list(cflags)
-    for i, arg in enumerate(args):
-        for flag in _DIR_FLAGS:
-            if arg == flag and i + 1 < len(args):
-                dirs.append((flag, args[i + 1]))
-            elif arg.startswith(flag) and len(arg) > len(flag) and not arg.startswith("-include"):
-                dirs.append((flag, arg[len(flag):]))
+    dirs = cc.search_dir_flags(cflags)
     relative = any(not os.path.isabs(d) for _, d in dirs)
     return [os.path.join(cwd, d) for f, d in dirs if quoted or f != "-iquote"], relative
 

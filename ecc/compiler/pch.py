@@ -78,6 +78,7 @@ from .cache import (
     max_size,
     warn_once,
 )
+from .compile import search_dir_flags
 
 _COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 _INCLUDE = re.compile(r'#\s*include\s*(["<])([^">]+)[">]\s*$')
@@ -216,9 +217,7 @@ def entry_for(clang: str, flags: Sequence[str], includes: Sequence[str],
 def header_names(depends: Sequence[str], flags: Sequence[str], own: Path) -> list[str]:
     """The names (``linux/types.h``) under which a search folder of ``flags`` gave each
     header the PCH read; not the entry's ``own`` files (its prefix.h, its vmlinux.h)."""
-    dirs = [flags[i + 1] for i, f in enumerate(flags[:-1])
-            if f in ("-I", "-isystem", "-idirafter", "-iquote")]
-    dirs += [f[2:] for f in flags if f.startswith("-I") and len(f) > 2]
+    dirs = [folder for _, folder in search_dir_flags(flags)]
     names = []
     for path in depends:
         if path.startswith(os.path.join(str(own), "")) or not os.path.isabs(path):

@@ -14,13 +14,13 @@ from ..arch import host_arch
 from ..errors import EccError
 from . import tools
 from .cache import cache_dir, key_digest, locked
+from .compile import search_dir_flags
 
 if TYPE_CHECKING:
     from .pipeline import BuildOptions
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 _INCLUDES_VMLINUX = re.compile(r'^[ \t]*#[ \t]*include[ \t]*[<"]vmlinux\.h[">]', re.M)
-_INCLUDE_FLAGS = ("-I", "-iquote", "-isystem", "-idirafter")
 
 
 def choose(opts: BuildOptions, source: str, source_text: str, header_text: str | None,
@@ -81,15 +81,7 @@ def includes_vmlinux(text: str) -> bool:
 
 def user_include_dirs(source_dir: str, cflags: Sequence[str]) -> list[str]:
     """Folders where clang would find the user's own vmlinux.h: beside the source, then -I."""
-    dirs = [source_dir]
-    args = list(cflags)
-    for i, arg in enumerate(args):
-        for flag in _INCLUDE_FLAGS:
-            if arg == flag and i + 1 < len(args):
-                dirs.append(args[i + 1])
-            elif arg.startswith(flag) and len(arg) > len(flag) and not arg.startswith("-include"):
-                dirs.append(arg[len(flag):])
-    return dirs
+    return [source_dir, *(folder for _, folder in search_dir_flags(cflags))]
 
 
 def resolve_header(source_dir: str, cflags: Sequence[str],
