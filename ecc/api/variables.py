@@ -18,6 +18,7 @@ from collections.abc import Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EccError
+from ..meta.names import frozen_at_load
 from .values import encode, wrap
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ _KEY0 = bytes(4)
 def read_only(section: str) -> bool:
     """Whether the kernel froze the section at load: ``.rodata`` and ``.rodata.*``
     (libbpf freezes every read-only data map), and ``.kconfig``."""
-    return section == KCONFIG or section == ".rodata" or section.startswith(".rodata.")
+    return section == KCONFIG or frozen_at_load(section)
 
 
 class Variables(MutableMapping[str, Any]):

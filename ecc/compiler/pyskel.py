@@ -32,6 +32,7 @@ from ecc.btf.mapdefs import map_defs
 from ecc.btf.types import Array, Datasec, Enum, Enum64, Float, Int, Ptr, Struct, Union, Var
 from ecc.elf import BpfObject, read_object
 from ecc.errors import CompileError
+from ecc.meta.names import frozen_at_load
 
 # Names the skeleton's own code uses: no generated class may take one.
 _RESERVED = frozenset({"ClassVar", "Any", "dataclass", "field", "enum", "ecc", "annotations"})
@@ -420,7 +421,7 @@ def _frozen_names(meta: Mapping[str, Any]) -> set[str]:
     out = set()
     for section in meta.get("bpf_skel", {}).get("data_sections") or []:
         name = str(section.get("name"))
-        if name == ".rodata" or name.startswith(".rodata."):
+        if frozen_at_load(name):
             out |= {str(v.get("name")) for v in section.get("variables") or []}
     return out
 

@@ -68,6 +68,12 @@ def internal_map_lookup_name(object_name: str, section: str) -> str:
     return internal_map_name(object_name, section)
 
 
+def frozen_at_load(section: str) -> bool:
+    """Whether libbpf freezes the map of this data section at load (``.rodata`` and
+    ``.rodata.*``, the read-only ones): the kernel refuses writes to it afterwards."""
+    return section == ".rodata" or section.startswith(".rodata.")
+
+
 def section_ident(section: str) -> str:
     """``.rodata`` -> ``rodata``, ``.data.cfg`` -> ``data_cfg`` (the skeleton's field name)."""
     return _NON_IDENT.sub("_", section.lstrip("."))
