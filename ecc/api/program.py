@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 from ..errors import AttachError, EccError, LoadError, PackageError
@@ -103,15 +103,15 @@ class Program:
         self._specs = _option_specs(package)
         self._lock = threading.Lock()
         self._closed = False
-        self._queue: collections.deque[tuple[str, bytes]] = collections.deque()
-        self._batch: collections.deque[tuple[str, bytes]] = self._queue
+        #: Each buffer map's records waiting to be read, by map (in the object's order).
+        self._queues: dict[str, collections.deque[bytes]] = {}
         self._makers: dict[str, Maker] = {}
         self.lost = 0  #: perf buffer records the kernel dropped (the reader was too slow)
         self.notes: list[str] = []  #: what ecc run would print on stderr: skips, waits
         overrides = section_overrides(package, _by_long(self._specs, values), self._specs)
         opts = RunOptions(section_values=overrides, strict=True,
                           btf_custom_path=btf_custom_path,
-                          event_sink=self._receive, lost_sink=self._lost)
+                          event_sink=self._sink, lost_sink=self._lost)
         libbpf.bump_memlock_rlimit()
         self._runner: Runner = Runner(package, opts, io.StringIO(), self.notes.append)
         try:
@@ -229,11 +229,16 @@ class Program:
 
     # -- events -------------------------------------------------------------------------
 
-    def _receive(self, map_name: str, data: bytes) -> None:
-        self._queue.append((map_name, data))
+    def _sink(self, map_name: str) -> Callable[[bytes], None]:
+        # A queue per map, fed by its append: the buffer's callback calls C, no frame.
+        queue = self._queues[map_name] = collections.deque()
+        return queue.append
 
     def _lost(self, map_name: str, cpu: int, count: int) -> None:
         self.lost += count
+
+    def _waiting(self) -> list[tuple[str, collections.deque[bytes]]]:
+        return [(source, queue) for source, queue in self._queues.items() if queue]
 
     def events(self, timeout: float | None = None) -> Iterator[Event]:
         """The records the programs send, decoded by the package's export types.
@@ -241,38 +246,32 @@ class Program:
         Waits for records and yields them as they come; ends after ``timeout``
         seconds in all (None: never), or once the program is closed. Breaking
         out of the loop loses nothing: the next ``events()`` goes on from there.
+        One buffer map's records come in the order the kernel wrote them; of
+        several maps, what one wait brought comes map by map.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        last = None
-        make, read, size = _NO_MAKER
         while not self._closed:
-            batch = self._queue
-            if not batch:
+            waiting = self._waiting()
+            if not waiting:
                 wait = _wait_ms(deadline)
                 if wait is None:
                     return
                 self._poll(wait)
                 continue
-            # The records so far, taken whole: the loop over them is the hot path, and
-            # this thread is the only one that polls (so adds to the queue) meanwhile.
-            self._queue = collections.deque()
-            self._batch = batch  # for close() to empty: the loop then ends at once
-            popleft = batch.popleft
-            try:
-                while batch:
-                    source, data = popleft()
-                    if source is not last:  # one map is the usual case
-                        last = source
-                        make, read, size = self._makers.get(source) or self._maker(source)
-                        if read is None:
-                            size = sys.maxsize
-                    if len(data) >= size:  # Maker.make's usual case inline: a call less
-                        yield read(data, 0)  # type: ignore[misc]  # (size says it is set)
-                    else:
-                        yield make(data)
-            finally:
-                if batch:  # the loop was left early: what it did not see comes next
-                    self._queue.extendleft(reversed(batch))
+            for source, queue in waiting:
+                make, read, size = self._makers.get(source) or self._maker(source)
+                if read is None:
+                    size = sys.maxsize
+                popleft = queue.popleft
+                try:  # _drain's loop, inlined and decoding: the hot path
+                    while queue:
+                        data = popleft()
+                        if len(data) >= size:  # Maker.make's usual case inline: a call less
+                            yield read(data, 0)  # type: ignore[misc]  # (size says it is set)
+                        else:
+                            yield make(data)
+                except IndexError:  # close() from another thread emptied the queue
+                    return
 
     async def aevents(self, timeout: float | None = None) -> AsyncIterator[Event]:
         """``events()`` for asyncio: ``async for event in prog.aevents(): ...``.
@@ -288,8 +287,8 @@ class Program:
         """Like ``events()``, undecoded: (buffer map name, the record's bytes)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
-            if self._queue:
-                yield self._queue.popleft()
+            if self._waiting():
+                yield from self._drain()
                 continue
             wait = _wait_ms(deadline)
             if wait is None:
@@ -303,13 +302,25 @@ class Program:
 
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
-            if self._queue:
-                yield self._queue.popleft()
+            if self._waiting():
+                for record in self._drain():
+                    yield record
                 continue
             wait = _wait_ms(deadline)
             if wait is None:
                 return
             await asyncio.to_thread(self._poll, wait)
+
+    def _drain(self) -> Iterator[tuple[str, bytes]]:
+        """The records waiting now, map by map; each taken off its queue before it
+        is yielded, so a loop left early leaves the rest for the next one."""
+        for source, queue in self._waiting():
+            popleft = queue.popleft
+            try:
+                while queue:
+                    yield source, popleft()
+            except IndexError:  # close() from another thread emptied the queue
+                return
 
     def _poll(self, wait_ms: int) -> None:
         with self._lock:
@@ -433,8 +444,8 @@ class Program:
         with self._lock:
             self.variables.close()  # unmapped first: a mapping would keep the maps alive
             self._runner.close()
-        self._queue.clear()
-        self._batch.clear()
+        for queue in self._queues.values():
+            queue.clear()
 
     @property
     def closed(self) -> bool:

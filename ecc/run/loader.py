@@ -468,11 +468,10 @@ def event_type_id(meta: Mapping[str, Any], map_meta: Mapping[str, Any]) -> int |
 
 
 def _sink_handlers(
-    name: str, sink: Callable[[str, bytes], None], lost_sink: Callable[[str, int, int], None] | None
+    name: str, sink: Callable[[str], Callable[[bytes], object]],
+    lost_sink: Callable[[str, int, int], None] | None,
 ) -> tuple[Callable[[bytes], int | None], Callable[[int, int], None]]:
-    from functools import partial  # C: no frame between buffer and sink; None reads as 0
-
-    handle: Callable[[bytes], int | None] = partial(sink, name)
+    handle: Callable[[bytes], Any] = sink(name)
 
     def lost(cpu: int, count: int) -> None:
         if lost_sink is not None:

@@ -37,10 +37,12 @@ class RunOptions(MutableRecord):
     uprobe_binary: str | None
     uprobe_function: str | None
     uprobe_pid: int
-    # Hooks for callers that consume events themselves (ecc exporter): when set, each
-    # ring/perf buffer record goes to event_sink(map name, raw bytes) instead of being
-    # decoded and printed, and perf buffer losses to lost_sink(map name, cpu, count).
-    event_sink: Callable[[str, bytes], None] | None
+    # Hooks for callers that consume events themselves (ecc.Program): when set, each
+    # ring/perf buffer map's records go, as raw bytes, to the callable event_sink(map
+    # name) returns for it (asked once per map, so a C method such as a deque's append
+    # takes them with no Python frame between), instead of being decoded and printed;
+    # perf buffer losses go to lost_sink(map name, cpu, count).
+    event_sink: Callable[[str], Callable[[bytes], object]] | None
     lost_sink: Callable[[str, int, int], None] | None
     # Also print what bpf_printk writes: the kernel's trace pipe, shared by the machine.
     printk: bool
@@ -51,7 +53,8 @@ class RunOptions(MutableRecord):
                  perf_freq: int = DEFAULT_PERF_FREQ, max_events: int | None = None,
                  ifindex: int | None = None, replace: bool = False, cgroup: str | None = None,
                  uprobe_binary: str | None = None, uprobe_function: str | None = None,
-                 uprobe_pid: int = -1, event_sink: Callable[[str, bytes], None] | None = None,
+                 uprobe_pid: int = -1,
+                 event_sink: Callable[[str], Callable[[bytes], object]] | None = None,
                  lost_sink: Callable[[str, int, int], None] | None = None,
                  printk: bool = False) -> None:
         self.json = json
