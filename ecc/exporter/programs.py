@@ -22,6 +22,7 @@ which stopping the program also takes before it frees the libbpf object.
 
 from __future__ import annotations
 
+import functools
 import queue
 import sys
 import threading
@@ -80,6 +81,9 @@ class RunningProgram:
         except queue.Full:
             self.lost["queue_full"] += 1
 
+    def _sink(self, map_name: str) -> Callable[[bytes], None]:
+        return functools.partial(self._enqueue, map_name)
+
     def _kernel_lost(self, _map_name: str, _cpu: int, count: int) -> None:
         self.lost["perf_buffer"] += count
 
@@ -110,7 +114,7 @@ class RunningProgram:
         from ..run.loader import Runner, RunOptions
 
         opts = RunOptions(section_values=dict(self.spec.section_values),
-                          event_sink=self._enqueue, lost_sink=self._kernel_lost)
+                          event_sink=self._sink, lost_sink=self._kernel_lost)
         runner = Runner(self.spec.package, opts, sys.stdout, self.say)
         runner.start(f"program {self.spec.name}: no BPF program could be attached; "
                      f"nothing to run")
