@@ -6,6 +6,9 @@ with the same include folders and vmlinux.h, then `llvm-strip -g`. Against it
 (ecc does the same strip in-process, ecc/compiler/strip.py):
 
 - ecc warm:     the precompiled vmlinux.h prefix is in the cache (every build after the first)
+- ecc object:   the program's compiled object is in the cache too (a build of unchanged
+                files: ecc/compiler/objcache.py); warm, cold and no-cache compile
+                (ECC_OBJECT_CACHE=0)
 - ecc cold:     no precompiled header yet (the first build of that prefix); the
                 generated vmlinux.h itself is kept, since the baseline needs one too.
                 The build compiles without the PCH and leaves a detached process
@@ -99,14 +102,15 @@ def main() -> int:
     strip = tools.find_tool("llvm-strip")
     work = Path(tempfile.mkdtemp(prefix="ecc-bench-"))
     cache = work / "cache"
-    env = dict(os.environ, ECC_CACHE_DIR=str(cache))
+    objects = dict(os.environ, ECC_CACHE_DIR=str(cache))
+    env = dict(objects, ECC_OBJECT_CACHE="0")
     os.environ["ECC_CACHE_DIR"] = str(cache)
     vmlinux_dir = vmlinux.generated_header_dir(source_name="benchmark")
     sysinc = cc.system_include_dirs(clang)
     py = sys.executable
     print(f"clang: {clang}; python: {py}; {args.runs} runs each, medians")
-    print(f"\n{'program':<11}{'bare':>9}{'warm':>9}{'cold':>9}{'no-cache':>10}"
-          f"{'warm/bare':>11}{'cold/bare':>11}{'no-cache/bare':>15}")
+    print(f"\n{'program':<11}{'bare':>9}{'warm':>9}{'cold':>9}{'no-cache':>10}{'object':>9}"
+          f"{'warm/bare':>11}{'cold/bare':>11}{'no-cache/bare':>15}{'object/bare':>13}")
     notes: list[str] = []
     try:
         for name, source in PROGRAMS.items():
@@ -125,8 +129,12 @@ def main() -> int:
             timed(ecc_cmd, env)  # warms the page cache, makes the PCH
             pch.settle(cache)
             floor = floor_command(py, ecc_cmd, source, work / f"{name}-workspace", env)
+            # An object is kept only when its files (and their ctime, which the builds'
+            # links change) are 2 s old (objcache.SETTLED_NS).
+            time.sleep(2.2)
+            timed(ecc_cmd, objects)
             results: dict[str, list[float]] = {"bare": [], "warm": [], "cold": [], "nocache": [],
-                                               "coldpch": [], "floor": []}
+                                               "coldpch": [], "floor": [], "object": []}
             for _ in range(args.runs):
                 results["bare"].append(timed(bare) + timed(strip_cmd))
                 results["warm"].append(timed(ecc_cmd, env))
@@ -137,11 +145,13 @@ def main() -> int:
                 pch.settle(cache)
                 results["coldpch"].append(time.perf_counter() - start)
                 results["nocache"].append(timed([*ecc_cmd, "--no-cache"], env))
-            b, w, c, n = (median_ms(results[k]) for k in ("bare", "warm", "cold", "nocache"))
-            rw, rc, rn = (paired_ratio(results[k], results["bare"])
-                          for k in ("warm", "cold", "nocache"))
-            print(f"{name:<11}{b:>6.0f} ms{w:>6.0f} ms{c:>6.0f} ms{n:>7.0f} ms"
-                  f"{rw:>11.2f}{rc:>11.2f}{rn:>15.2f}")
+                results["object"].append(timed(ecc_cmd, objects))
+            b, w, c, n, o = (median_ms(results[k])
+                             for k in ("bare", "warm", "cold", "nocache", "object"))
+            rw, rc, rn, ro = (paired_ratio(results[k], results["bare"])
+                              for k in ("warm", "cold", "nocache", "object"))
+            print(f"{name:<11}{b:>6.0f} ms{w:>6.0f} ms{c:>6.0f} ms{n:>7.0f} ms{o:>6.0f} ms"
+                  f"{rw:>11.2f}{rc:>11.2f}{rn:>15.2f}{ro:>13.2f}")
             notes.append(f"{name}: ratios of the medians: warm {w / b:.2f}, cold {c / b:.2f}, "
                          f"no-cache {n / b:.2f}")
             notes.append(f"{name}: floor {median_ms(results['floor']):.0f} ms "

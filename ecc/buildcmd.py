@@ -190,7 +190,8 @@ def verify_plan(planned: Plan) -> Verification:
     records: list[dict[str, Any]] = []
 
     def build_into(folder: str) -> list[str]:
-        template = planned.template._replace(output_dir=folder)
+        # A fresh build compiles: an object taken from the cache would verify itself.
+        template = planned.template._replace(output_dir=folder, cached_objects=False)
         results = build_targets(template, planned.targets, link=planned.link)
         records.extend(result_record(r) for r in results)  # while the files exist
         return [p for r in results for p in r.outputs]

@@ -18,9 +18,12 @@ from builds import CASES, EXAMPLES, Unit, all_units
 from conftest import needs, requires_clang
 
 from ecc.cli import parse_build_args
-from ecc.compiler import BuildOptions, BuildResult, build, pch
+from ecc.compiler import BuildOptions, BuildResult, build, objcache, pch
 from ecc.compiler.batch import build_many
 from ecc.compiler.cache import disk_usage, parse_size
+
+# Tests of the precompiled headers: every build compiles (objcache.py off).
+pytestmark = pytest.mark.usefixtures("no_object_cache")
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = EXAMPLES / "bootstrap"
@@ -171,7 +174,7 @@ def _args(unit: Unit, out: Path, *extra: str) -> BuildOptions:
 @requires_clang
 @needs("bpftool", "kernel-btf")
 def test_every_example_and_case_is_the_same_cold_warm_and_uncached(
-        tmp_path: Path, fresh_cache: Path) -> None:
+        tmp_path: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each in a folder of its own with its own vmlinux.h copy: a cold batch (which makes
     the entries in the foreground), warm single builds and --no-cache builds give the
     same object and package. The whole corpus needs two entries for vmlinux.h (with and
@@ -211,6 +214,25 @@ def test_every_example_and_case_is_the_same_cold_warm_and_uncached(
     assert {u.name for u, w in zip(units, warms, strict=True) if _used_pch(w)} - losing \
         == starts - losing
     assert len(_entries(fresh_cache)) == len(entries)
+
+    # The compiled objects (objcache.py) on the same corpus: a build keeps each, the next
+    # takes it without clang, and what it writes is what the plain compile wrote.
+    monkeypatch.setenv("ECC_OBJECT_CACHE", "1")
+    monkeypatch.setattr(objcache, "SETTLED_NS", 0)  # just copied: the rule has its own test
+    with ThreadPoolExecutor(2) as pool:
+        kept = list(pool.map(lambda u: build(_args(u, u.folder / "kept")), units))
+        taken = list(pool.map(lambda u: build(_args(u, u.folder / "taken")), units))
+    assert [u.name for u, t, p in zip(units, taken, plains, strict=True)
+            if t.object_bytes != p.object_bytes or t.meta != p.meta
+            or t.diagnostics != p.diagnostics] == []
+    hits = {i for i, t in enumerate(taken) if "cached" in t.timings}
+    assert hits == {i for i, t in enumerate(taken)
+                    if not any("clang" in os.path.basename(c["argv"][0]) for c in t.commands)}
+    # Not kept: builds whose files preprocess by more than their bytes.
+    unseen = {i for i, k in enumerate(kept)
+              if any(objcache._depends_on_more(Path(f.path).read_bytes()) for f in k.inputs)}
+    assert hits == set(range(len(units))) - unseen
+    assert len(unseen) <= 0.1 * len(units), sorted(units[i].name for i in unseen)
 
 
 @requires_clang
@@ -334,7 +356,8 @@ def test_cache_info_and_clean(tmp_path: Path) -> None:
         f"folder:   {tmp_path / 'cache'}",
         "size:     0.0M of 300.0M (ECC_CACHE_MAX)",
         "entries:  0 precompiled headers (0.0M), 0 generated vmlinux.h",
-        "hit rate: none yet (0 hits, 0 misses)"]
+        "hit rate: none yet (0 hits, 0 misses)",
+        "objects:  0 compiled objects (0.0M), reused 0 times, compiled 0 times"]
     folder = _folder(tmp_path, "prog")
     for _ in range(2):
         assert _cli("build", str(folder / "prog.bpf.c"), env=env).returncode == 0

@@ -30,6 +30,9 @@ from ecc.compiler import BuildOptions, build
 from ecc.elf import read_object
 from ecc.errors import BtfError
 
+# Tests of the precompiled headers: every build compiles (objcache.py off).
+pytestmark = pytest.mark.usefixtures("no_object_cache")
+
 EXAMPLES = ["bootstrap", "execlat", "globals", "iter", "kprobe", "opensnoop", "perfbuf",
             "profile", "runqlat", "tc", "uprobe", "xdp"]
 

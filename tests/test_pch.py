@@ -18,6 +18,9 @@ from ecc.compiler.pch import prefix_includes
 from ecc.elf import read_object
 from ecc.errors import EccError
 
+# Tests of the precompiled headers: every build compiles (objcache.py off).
+pytestmark = pytest.mark.usefixtures("no_object_cache")
+
 BOOTSTRAP = EXAMPLES / "bootstrap"
 
 

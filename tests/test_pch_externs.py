@@ -25,6 +25,9 @@ from ecc.compiler import BuildOptions, BuildResult, build, pch
 from ecc.compiler.externs import externs_without_btf
 from ecc.compiler.strip import strip_debug
 
+# Tests of the precompiled headers: every build compiles (objcache.py off).
+pytestmark = pytest.mark.usefixtures("no_object_cache")
+
 # Every extern each case's object names, written by hand from the sources (not by
 # running ecc), and the ones a compile with the PCH leaves without BTF.
 EXTERNS = {

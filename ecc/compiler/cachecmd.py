@@ -19,6 +19,10 @@ class CacheInfo(NamedTuple):
     headers: int        # vmlinux.h files generated from a kernel's BTF
     hits: int
     misses: int
+    objects: int = 0    # compiled objects (objcache.py)
+    objects_size: int = 0
+    object_hits: int = 0
+    object_misses: int = 0
 
     def lines(self) -> list[str]:
         looked = self.hits + self.misses
@@ -29,6 +33,9 @@ class CacheInfo(NamedTuple):
             f"entries:  {self.entries} precompiled header{'s' * (self.entries != 1)} "
             f"({mib(self.entries_size)}), {self.headers} generated vmlinux.h",
             f"hit rate: {rate} ({self.hits} hits, {self.misses} misses)",
+            f"objects:  {self.objects} compiled object{'s' * (self.objects != 1)} "
+            f"({mib(self.objects_size)}), reused {self.object_hits} times, "
+            f"compiled {self.object_misses} times",
         ]
 
 
@@ -50,9 +57,14 @@ def info() -> CacheInfo:
         headers = sum(1 for p in (root / "vmlinux").iterdir() if (p / "vmlinux.h").is_file())
     except OSError:
         headers = 0
+    try:
+        objects = [p for p in (root / "objects").iterdir() if p.is_dir()]
+    except OSError:
+        objects = []
     return CacheInfo(root, disk_usage(root), max_size(), len(entries),
                      sum(disk_usage(e) for e in entries), headers, counted("hits"),
-                     counted("misses"))
+                     counted("misses"), len(objects), sum(disk_usage(o) for o in objects),
+                     counted("object-hits"), counted("object-misses"))
 
 
 class Cleaned(NamedTuple):

@@ -24,6 +24,7 @@ from .report import depfile_flags, parse_depfile
 from .repro import PathMap, mirror_folder, unalias
 
 if TYPE_CHECKING:
+    from . import objcache
     from .pipeline import BuildOptions, Timer
     from .provenance import Hashing
     from .result import Compiled
@@ -67,7 +68,15 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
                                                 job.header_text, job.arch, workspace)
     include_dirs = [vmlinux_dir] if vmlinux_dir is not None else []
     timer.lap("prepare")
+    before = _ObjectCache.look(job.source) if opts.cache and opts.cached_objects else None
     unit = _prepare(opts, job, workspace, vmlinux_dir, include_dirs)
+    cached = _ObjectCache.open(clang, llvm_strip, unit, workspace, before) if before else None
+    hit = cached.find() if cached is not None else None
+    if cached is not None and hit is not None:
+        if while_compiling is not None:
+            while_compiling()
+        timer.lap("cached")
+        return cached.compiled(hit)
     req, entry, make_later, tried = unit.req, None, False, False
     if opts.cache:
         entry = _pch_entry(clang, req, job.source_text, unit.source_dir, opts.cflags,
@@ -109,9 +118,80 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     from .result import Compiled
 
     hashing = [prehashed, Hashing(prehashed.missing(depends))]
+    if cached is not None:
+        keep = functools.partial(cached.store, obj_bytes, diagnostics, depends, hashing)
+        if deferred is None:
+            keep()
+        else:
+            deferred.append(keep)
     timer.lap("strip")
     return Compiled(obj_bytes, diagnostics, depends,
                     cc.compile_flags(req, cc.system_include_dirs(clang)), unit.path_map, hashing)
+
+
+class _ObjectCache(NamedTuple):
+    """This compile's entry in the object cache (objcache.py)."""
+
+    key: str
+    searched: list[str]
+    flags: list[str]
+    path_map: PathMap
+    workspace: str
+    before: tuple[int, dict[str, tuple[int, int, int]]]
+
+    @staticmethod
+    def look(source: str) -> tuple[int, dict[str, tuple[int, int, int]]]:
+        """The time, and the program folder's files as they were, before the build
+        touched them (objcache.snapshot)."""
+        import time
+
+        from . import objcache
+
+        return time.time_ns(), objcache.snapshot(os.path.dirname(os.path.abspath(source)))
+
+    @classmethod
+    def open(cls, clang: str, llvm_strip: str | None, unit: _Unit, workspace: str,
+             before: tuple[int, dict[str, tuple[int, int, int]]]) -> _ObjectCache | None:
+        from . import objcache
+
+        if not objcache.enabled():
+            return None
+        sysinc = cc.system_include_dirs(clang)
+        req = unit.req
+        try:
+            with open(unit.wrapper, encoding="utf-8", errors="surrogateescape") as fh:
+                wrapper_text = fh.read()
+        except OSError:
+            return None
+        key = objcache.key_for(clang, llvm_strip, cc.clang_argv(clang, req, sysinc),
+                               wrapper_text, req.cwd, workspace)
+        if key is None:
+            return None
+        flags = cc.compile_flags(req, sysinc)
+        searched = objcache.search_order(flags, req.cwd or os.getcwd(), unit.alias,
+                                         unit.source_dir)
+        return cls(key, searched, flags, unit.path_map, workspace, before)
+
+    def find(self) -> objcache.Hit | None:
+        from . import objcache
+
+        return objcache.find(self.key, self.searched, self.workspace)
+
+    def compiled(self, hit: objcache.Hit) -> Compiled:
+        from .result import Compiled
+
+        return Compiled(hit.object_bytes, hit.diagnostics, hit.depends, self.flags,
+                        self.path_map, [hit.to_hashing()])
+
+    def store(self, obj_bytes: bytes, diagnostics: str, depends: list[str],
+              hashing: list[Hashing]) -> None:
+        from . import objcache
+
+        digests: dict[str, str | None] = {}
+        for one in hashing:
+            digests.update(one.digests())
+        objcache.store(self.key, obj_bytes, diagnostics, depends, digests,
+                       workspace=self.workspace, started=self.before[0], before=self.before[1])
 
 
 def _prepare(opts: BuildOptions, job: CompileJob, workspace: str, vmlinux_dir: str | None,

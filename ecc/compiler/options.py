@@ -33,6 +33,9 @@ class BuildOptions(NamedTuple):
     btf: str | None = None               # a BTF file to generate vmlinux.h from (--btf)
     no_doc: bool = False
     cache: bool = True
+    # Take the object of an earlier build of the same bytes (objcache.py); --verify's
+    # fresh build compiles. ECC_OBJECT_CACHE=0 turns it off too.
+    cached_objects: bool = True
     btfgen: bool = False                 # also write <stem>.tar with tailored BTF (btfgen.py)
     btfhub_archive: str | None = None
     standalone: bool = False             # also write <stem>.out (standalone.py)

@@ -466,18 +466,18 @@ def _copy_vmlinux(entry: PchEntry) -> None:
 
 
 def evict(keep: Path | None = None) -> list[Path]:
-    """Remove the least recently used entries until the cache is under ``ECC_CACHE_MAX``;
-    never ``keep`` (just made) nor an entry some process holds the lock of. The
-    entries removed."""
+    """Remove the least recently used entries (precompiled headers and compiled objects)
+    until the cache is under ``ECC_CACHE_MAX``; never ``keep`` (just made) nor an
+    entry some process holds the lock of. The entries removed."""
     root = cache_dir()
     limit = max_size()
     used = disk_usage(root)
     if used <= limit:
         return []
-    try:
-        folders = [p for p in (root / "pch").iterdir() if p.is_dir() and p != keep]
-    except OSError:
-        return []
+    folders = []
+    for kind in ("pch", "objects"):  # precompiled headers, compiled objects (objcache.py)
+        with contextlib.suppress(OSError):
+            folders += [p for p in (root / kind).iterdir() if p.is_dir() and p != keep]
     folders.sort(key=_mtime)
     removed = []
     for folder in folders:

@@ -70,7 +70,7 @@ def digest(path: str) -> str:
         on_disk = _disk_memo(stamp) if settled and st.st_size >= _KEPT_ON_DISK else None
         value = _read_memo(on_disk) if on_disk is not None else None
         if value is None:
-            value = _sha256(fh.read())
+            value = sha256_hex(fh.read())
             if on_disk is not None:
                 _write_memo(on_disk, value)
     if settled:
@@ -78,7 +78,7 @@ def digest(path: str) -> str:
     return value
 
 
-def _sha256(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
     if len(data) >= _KEPT_ON_DISK:  # OpenSSL's is several times faster; its import costs ms
         import hashlib
 

@@ -40,7 +40,7 @@ def test_a_second_process_finds_the_digest(settled: Path, tmp_path: Path,
         raise AssertionError("hashed again")
 
     monkeypatch.setattr(provenance, "_MEMO", {})  # as a new process starts
-    monkeypatch.setattr(provenance, "_sha256", no_hashing)
+    monkeypatch.setattr(provenance, "sha256_hex", no_hashing)
     assert provenance.digest(str(header)) == hashlib.sha256(data).hexdigest()
 
 
@@ -89,5 +89,5 @@ def test_an_unwritable_cache_only_costs_time(settled: Path, tmp_path: Path) -> N
                                   provenance._KEPT_ON_DISK])
 def test_both_sha256_implementations_agree(size: int) -> None:
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    assert provenance._sha256(data) == hashlib.sha256(data).hexdigest()
+    assert provenance.sha256_hex(data) == hashlib.sha256(data).hexdigest()
     assert provenance._builtin_sha256(data) == hashlib.sha256(data).hexdigest()
