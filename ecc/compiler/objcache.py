@@ -131,29 +131,56 @@ def find(key: str, searched: Sequence[str], workspace: str) -> Hit | None:
     from .provenance import digest
 
     folder = _entry(key)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        inputs: dict[str, str] = manifest["inputs"]
-        object_bytes = (folder / OBJECT).read_bytes()
-        fine = bytes_digest(object_bytes) == manifest["object"] and manifest["format"] == _FORMAT
-        diagnostics = str(manifest["diagnostics"])
-    except (OSError, ValueError, KeyError, TypeError):
-        fine = False
-    if fine:
+    manifest = _read_manifest(folder / MANIFEST)
+    fine = False
+    if manifest is not None:
         try:
-            fine = all(digest(path) == sha for path, sha in inputs.items())
+            object_bytes = (folder / OBJECT).read_bytes()
+            fine = bytes_digest(object_bytes) == manifest.object
         except OSError:
-            fine = False  # an input is gone
-    if fine and _shadowed(inputs, searched):
-        log.info("a header could come from another folder now; compiling")
-        fine = False
+            pass
+    if fine and manifest is not None:
+        try:
+            fine = all(digest(path) == sha for path, sha in manifest.inputs.items())
+            if fine and _shadowed(manifest.inputs, searched):
+                log.info("a header could come from another folder now; compiling")
+                fine = False
+        except (OSError, ValueError):
+            fine = False  # an input is gone (or a damaged manifest names no file)
     count("object-hits" if fine else "object-misses")
     if not fine:
         return None
     with contextlib.suppress(OSError):
         os.utime(folder)  # used now: evicted last
-    return Hit(object_bytes, diagnostics.replace(_WORKSPACE, _folder(workspace)),
-               list(manifest["depends"]), dict(inputs))
+    assert manifest is not None  # (fine says so)
+    return Hit(object_bytes, manifest.diagnostics.replace(_WORKSPACE, _folder(workspace)),
+               list(manifest.depends), dict(manifest.inputs))
+
+
+class Manifest(NamedTuple):
+    object: str                     # the object's digest (cache.bytes_digest)
+    diagnostics: str
+    depends: list[str]
+    inputs: dict[str, str]          # absolute path -> SHA-256
+
+
+def _read_manifest(path: Path) -> Manifest | None:
+    """The manifest, or None when it is missing or not one this version wrote whole: a
+    damaged entry is a miss, never an error."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+        return None
+    obj, diagnostics = doc.get("object"), doc.get("diagnostics")
+    depends, inputs = doc.get("depends"), doc.get("inputs")
+    if not (isinstance(obj, str) and isinstance(diagnostics, str)
+            and isinstance(depends, list) and all(isinstance(d, str) for d in depends)
+            and isinstance(inputs, dict) and set(inputs) == set(depends)
+            and all(isinstance(v, str) and os.path.isabs(k) for k, v in inputs.items())):
+        return None
+    return Manifest(obj, diagnostics, depends, inputs)
 
 
 def snapshot(folder: str) -> dict[str, tuple[int, int, int]]:
