@@ -249,6 +249,12 @@ class Program:
         One buffer map's records come in the order the kernel wrote them; of
         several maps, what one wait brought comes map by map.
         """
+        return self._decoded(timeout, self._makers.get, self._maker)
+
+    def _decoded(self, timeout: float | None, known: Callable[[str], Maker | None],
+                 make_for: Callable[[str], Maker]) -> Iterator[Any]:
+        """``events()`` with the records of each map made by ``known(map)`` or else
+        ``make_for(map)`` (a typed skeleton's dataclasses go through here too)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
             waiting = self._waiting()
@@ -259,7 +265,7 @@ class Program:
                 self._poll(wait)
                 continue
             for source, queue in waiting:
-                make, read, size = self._makers.get(source) or self._maker(source)
+                make, read, size = known(source) or make_for(source)
                 if read is None:
                     size = sys.maxsize
                 popleft = queue.popleft

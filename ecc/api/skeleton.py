@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from .maps import Histogram, Map
 from .program import Program, load
+from .values import Maker
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -197,6 +198,7 @@ class Skeleton(Generic[E, M]):
     def __init__(self, program: Program) -> None:
         self.program = program
         self._converters: dict[str, Callable[[bytes], Any]] = {}
+        self._makers: dict[str, Maker] = {}
         try:
             self.maps: M = self.MAPS(program)
             self.variables = self.VARIABLES(program)
@@ -225,14 +227,16 @@ class Skeleton(Generic[E, M]):
     def events(self, timeout: float | None = None) -> Iterator[E]:
         """The records the programs send, as the skeleton's dataclasses
         (:meth:`ecc.Program.events`' timing)."""
-        converters = self._converters
-        for source, data in self.program.records(timeout):
-            yield (converters.get(source) or self._converter(source))(data)
+        return self.program._decoded(timeout, self._makers.get, self._maker)
 
     async def aevents(self, timeout: float | None = None) -> AsyncIterator[E]:
         """``events()`` for asyncio (:meth:`ecc.Program.aevents`)."""
         async for source, data in self.program.arecords(timeout):
             yield (self._converters.get(source) or self._converter(source))(data)
+
+    def _maker(self, source: str) -> Maker:
+        made = self._makers[source] = Maker(self._converter(source), None, 0)
+        return made
 
     def _converter(self, source: str) -> Callable[[bytes], Any]:
         from ..btf import skip_mods_and_typedefs
