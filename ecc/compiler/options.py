@@ -108,7 +108,8 @@ BUILD_OPTIONS: tuple[Option, ...] = (
     Option("no_doc", ("--no-doc",), "flag", "Ignore doc-comment annotations.", field="no_doc",
            quick=True),
     Option("no_cache", ("--no-cache",), "flag",
-           "Do not use (or make) the precompiled vmlinux.h in the cache.", quick=True),
+           "Do not use (or keep) the precompiled headers and compiled objects in the "
+           "cache.", quick=True),
     Option("jobs", ("-j", "--jobs"), "count",
            "With several programs: how many to build at once (default: the cores).", "N",
            quick=True),
