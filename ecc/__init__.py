@@ -28,6 +28,7 @@ __all__ = [
     "Record",
     "Skeleton",
     "TypedMap",
+    "Variables",
     "__version__",
     "build",
     "load",
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         Record,
         Skeleton,
         TypedMap,
+        Variables,
         build,
         load,
     )

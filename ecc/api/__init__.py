@@ -26,5 +26,6 @@ from .skeleton import Skeleton as Skeleton
 from .skeleton import TypedMap as TypedMap
 from .values import Event as Event
 from .values import Record as Record
+from .variables import Variables as Variables
 
 __all__ = [name for name in _public if name != "__version__"]
