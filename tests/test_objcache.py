@@ -127,13 +127,13 @@ def test_a_header_put_earlier_in_the_search_path_compiles_again(
     ('#if __has_include("extra.h")\n#define VALUE 2\n#else\n#define VALUE 1\n#endif\n',
      "asks whether a file exists"),
     ("#define VALUE (sizeof(__DATE__) + 1)\n", "reads the clock"),
-    ('#include "../shared/common.h"\n', "includes through .."),
+    ('#include "../sibling/common.h"\n', "includes through .."),
 ])
 def test_what_a_manifest_cannot_see_is_not_kept(tmp_path: Path, fresh_cache: Path,
                                                  settled: None, header: str, why: str) -> None:
     folder = _project(tmp_path)
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "common.h").write_text(COMMON % 5)
+    (tmp_path / "sibling").mkdir()  # a folder beside the program's, in the test's tmp_path
+    (tmp_path / "sibling" / "common.h").write_text(COMMON % 5)
     (folder / "common.h").write_text(header)
     first = _build(folder, "first")
     assert _compiled(first) and _objects(fresh_cache) == [], why

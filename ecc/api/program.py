@@ -293,8 +293,9 @@ class Program:
         """Like ``events()``, undecoded: (buffer map name, the record's bytes)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
-            if self._waiting():
-                yield from self._drain()
+            waiting = self._waiting()
+            if waiting:
+                yield from self._drain(waiting)
                 continue
             wait = _wait_ms(deadline)
             if wait is None:
@@ -308,8 +309,9 @@ class Program:
 
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
-            if self._waiting():
-                for record in self._drain():
+            waiting = self._waiting()
+            if waiting:
+                for record in self._drain(waiting):
                     yield record
                 continue
             wait = _wait_ms(deadline)
@@ -317,10 +319,12 @@ class Program:
                 return
             await asyncio.to_thread(self._poll, wait)
 
-    def _drain(self) -> Iterator[tuple[str, bytes]]:
-        """The records waiting now, map by map; each taken off its queue before it
-        is yielded, so a loop left early leaves the rest for the next one."""
-        for source, queue in self._waiting():
+    @staticmethod
+    def _drain(waiting: list[tuple[str, collections.deque[bytes]]],
+               ) -> Iterator[tuple[str, bytes]]:
+        """The records of the ``waiting`` queues, map by map; each taken off its queue
+        before it is yielded, so a loop left early leaves the rest for the next one."""
+        for source, queue in waiting:
             popleft = queue.popleft
             try:
                 while queue:

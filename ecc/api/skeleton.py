@@ -197,7 +197,6 @@ class Skeleton(Generic[E, M]):
 
     def __init__(self, program: Program) -> None:
         self.program = program
-        self._converters: dict[str, Callable[[bytes], Any]] = {}
         self._makers: dict[str, Maker] = {}
         try:
             self.maps: M = self.MAPS(program)
@@ -232,7 +231,9 @@ class Skeleton(Generic[E, M]):
     async def aevents(self, timeout: float | None = None) -> AsyncIterator[E]:
         """``events()`` for asyncio (:meth:`ecc.Program.aevents`)."""
         async for source, data in self.program.arecords(timeout):
-            yield (self._converters.get(source) or self._converter(source))(data)
+            # The skeleton's dataclass (Maker is typed for ecc.Event, the default).
+            make: Callable[[bytes], Any] = (self._makers.get(source) or self._maker(source)).make
+            yield make(data)
 
     def _maker(self, source: str) -> Maker:
         made = self._makers[source] = Maker(self._converter(source), None, 0)
@@ -265,7 +266,6 @@ class Skeleton(Generic[E, M]):
                 except PackageError:
                     return make({})  # shorter than any member
 
-        self._converters[source] = convert
         return convert
 
     def histogram(self, map_name: str, key: Any = None) -> Histogram:

@@ -43,9 +43,10 @@ def mib(size: int) -> str:
     return f"{size / (1 << 20):.1f}M"
 
 
-def _entries(root: Path) -> list[Path]:
+def _entries(root: Path, kind: str = "pch") -> list[Path]:
+    """The entry folders of one kind: "pch" (pch.py) or "objects" (objcache.py)."""
     try:
-        return sorted(p for p in (root / "pch").iterdir() if p.is_dir())
+        return sorted(p for p in (root / kind).iterdir() if p.is_dir())
     except OSError:
         return []
 
@@ -57,10 +58,7 @@ def info() -> CacheInfo:
         headers = sum(1 for p in (root / "vmlinux").iterdir() if (p / "vmlinux.h").is_file())
     except OSError:
         headers = 0
-    try:
-        objects = [p for p in (root / "objects").iterdir() if p.is_dir()]
-    except OSError:
-        objects = []
+    objects = _entries(root, "objects")
     return CacheInfo(root, disk_usage(root), max_size(), len(entries),
                      sum(disk_usage(e) for e in entries), headers, counted("hits"),
                      counted("misses"), len(objects), sum(disk_usage(o) for o in objects),

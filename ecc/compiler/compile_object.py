@@ -48,6 +48,7 @@ class _Unit(NamedTuple):
     source_dir: str
     alias: str                      # the source folder as clang reads it (repro.py)
     wrapper: str
+    wrapper_text: str               # what ``wrapper`` holds
     raw_obj: str
     final_obj: str
     depfile: str
@@ -71,12 +72,13 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     before = _ObjectCache.look(job.source) if opts.cache and opts.cached_objects else None
     unit = _prepare(opts, job, workspace, vmlinux_dir, include_dirs)
     cached = _ObjectCache.open(clang, llvm_strip, unit, workspace, before) if before else None
-    hit = cached.find() if cached is not None else None
-    if cached is not None and hit is not None:
-        if while_compiling is not None:
-            while_compiling()
-        timer.lap("cached")
-        return cached.compiled(hit)
+    if cached is not None:
+        hit = cached.find()
+        if hit is not None:
+            if while_compiling is not None:
+                while_compiling()
+            timer.lap("cached")
+            return cached.compiled(hit)
     req, entry, make_later, tried = unit.req, None, False, False
     if opts.cache:
         entry = _pch_entry(clang, req, job.source_text, unit.source_dir, opts.cflags,
@@ -118,15 +120,17 @@ def compile_object(opts: BuildOptions, job: CompileJob, clang: str, llvm_strip: 
     from .result import Compiled
 
     hashing = [prehashed, Hashing(prehashed.missing(depends))]
+    compiled = Compiled(obj_bytes, diagnostics, depends,
+                        cc.compile_flags(req, cc.system_include_dirs(clang)), unit.path_map,
+                        hashing)
     if cached is not None:
-        keep = functools.partial(cached.store, obj_bytes, diagnostics, depends, hashing)
+        keep = functools.partial(cached.store, compiled)
         if deferred is None:
             keep()
         else:
             deferred.append(keep)
     timer.lap("strip")
-    return Compiled(obj_bytes, diagnostics, depends,
-                    cc.compile_flags(req, cc.system_include_dirs(clang)), unit.path_map, hashing)
+    return compiled
 
 
 class _ObjectCache(NamedTuple):
@@ -140,13 +144,15 @@ class _ObjectCache(NamedTuple):
     before: tuple[int, dict[str, tuple[int, int, int]]]
 
     @staticmethod
-    def look(source: str) -> tuple[int, dict[str, tuple[int, int, int]]]:
+    def look(source: str) -> tuple[int, dict[str, tuple[int, int, int]]] | None:
         """The time, and the program folder's files as they were, before the build
-        touched them (objcache.snapshot)."""
+        touched them (objcache.snapshot); None when the object cache is off."""
         import time
 
         from . import objcache
 
+        if not objcache.enabled():
+            return None
         return time.time_ns(), objcache.snapshot(os.path.dirname(os.path.abspath(source)))
 
     @classmethod
@@ -154,17 +160,10 @@ class _ObjectCache(NamedTuple):
              before: tuple[int, dict[str, tuple[int, int, int]]]) -> _ObjectCache | None:
         from . import objcache
 
-        if not objcache.enabled():
-            return None
         sysinc = cc.system_include_dirs(clang)
         req = unit.req
-        try:
-            with open(unit.wrapper, encoding="utf-8", errors="surrogateescape") as fh:
-                wrapper_text = fh.read()
-        except OSError:
-            return None
         key = objcache.key_for(clang, llvm_strip, cc.clang_argv(clang, req, sysinc),
-                               wrapper_text, req.cwd, workspace)
+                               unit.wrapper_text, req.cwd, workspace)
         if key is None:
             return None
         flags = cc.compile_flags(req, sysinc)
@@ -183,15 +182,12 @@ class _ObjectCache(NamedTuple):
         return Compiled(hit.object_bytes, hit.diagnostics, hit.depends, self.flags,
                         self.path_map, [hit.to_hashing()])
 
-    def store(self, obj_bytes: bytes, diagnostics: str, depends: list[str],
-              hashing: list[Hashing]) -> None:
+    def store(self, compiled: Compiled) -> None:
         from . import objcache
 
-        digests: dict[str, str | None] = {}
-        for one in hashing:
-            digests.update(one.digests())
-        objcache.store(self.key, obj_bytes, diagnostics, depends, digests,
-                       workspace=self.workspace, started=self.before[0], before=self.before[1])
+        objcache.store(self.key, compiled.object_bytes, compiled.diagnostics, compiled.depends,
+                       compiled.digests(), workspace=self.workspace, started=self.before[0],
+                       before=self.before[1])
 
 
 def _prepare(opts: BuildOptions, job: CompileJob, workspace: str, vmlinux_dir: str | None,
@@ -202,9 +198,10 @@ def _prepare(opts: BuildOptions, job: CompileJob, workspace: str, vmlinux_dir: s
     # clang reads the program's folder through a path of fixed length (repro.py).
     alias = mirror_folder(source_dir, workspace) or source_dir
     wrapper = os.path.join(workspace, f"{stem}.ecc.c")
+    wrapper_text = cc.wrapper_source(os.path.join(alias, os.path.basename(source)),
+                                     job.struct_names)
     with open(wrapper, "w") as out:
-        out.write(cc.wrapper_source(os.path.join(alias, os.path.basename(source)),
-                                    job.struct_names))
+        out.write(wrapper_text)
     raw_obj = os.path.join(workspace, f"{stem}.unstripped.o")
     depfile = os.path.join(workspace, f"{stem}.d")
     cache = os.path.abspath(cache_dir())
@@ -216,7 +213,7 @@ def _prepare(opts: BuildOptions, job: CompileJob, workspace: str, vmlinux_dir: s
         extra_flags=(*path_map.debug_flags(), *depfile_flags(depfile)),
         cwd=path_map.line_root(),
     )
-    return _Unit(source_dir, alias, wrapper, raw_obj,
+    return _Unit(source_dir, alias, wrapper, wrapper_text, raw_obj,
                  os.path.join(workspace, names.object_file_name(source)), depfile, cache,
                  path_map, req)
 

@@ -128,31 +128,32 @@ def find(key: str, searched: Sequence[str], workspace: str) -> Hit | None:
     """The entry's object when every file its build read still has the same bytes and
     none could be shadowed now (``searched``: :func:`search_order`); else None
     (counted as a miss). Its diagnostics name this build's ``workspace``."""
+    folder = _entry(key)
+    hit = _check(folder, searched, workspace)
+    count("object-hits" if hit is not None else "object-misses")
+    if hit is not None:
+        with contextlib.suppress(OSError):
+            os.utime(folder)  # used now: evicted last
+    return hit
+
+
+def _check(folder: Path, searched: Sequence[str], workspace: str) -> Hit | None:
     from .provenance import digest
 
-    folder = _entry(key)
     manifest = _read_manifest(folder / MANIFEST)
-    fine = False
-    if manifest is not None:
-        try:
-            object_bytes = (folder / OBJECT).read_bytes()
-            fine = bytes_digest(object_bytes) == manifest.object
-        except OSError:
-            pass
-    if fine and manifest is not None:
-        try:
-            fine = all(digest(path) == sha for path, sha in manifest.inputs.items())
-            if fine and _shadowed(manifest.inputs, searched):
-                log.info("a header could come from another folder now; compiling")
-                fine = False
-        except (OSError, ValueError):
-            fine = False  # an input is gone (or a damaged manifest names no file)
-    count("object-hits" if fine else "object-misses")
-    if not fine:
+    if manifest is None:
         return None
-    with contextlib.suppress(OSError):
-        os.utime(folder)  # used now: evicted last
-    assert manifest is not None  # (fine says so)
+    try:
+        object_bytes = (folder / OBJECT).read_bytes()
+        if bytes_digest(object_bytes) != manifest.object:
+            return None
+        if any(digest(path) != sha for path, sha in manifest.inputs.items()):
+            return None
+        if _shadowed(manifest.inputs, searched):
+            log.info("a header could come from another folder now; compiling")
+            return None
+    except (OSError, ValueError):  # an input is gone (or a damaged manifest names no file)
+        return None
     return Hit(object_bytes, manifest.diagnostics.replace(_WORKSPACE, _folder(workspace)),
                list(manifest.depends), dict(manifest.inputs))
 

@@ -226,8 +226,7 @@ def record(meta: dict[str, Any], compiled: Sequence[Compiled], *, arch: str, cla
     return every input, sources first, for the report and the depfile."""
     hashed: dict[str, str | None] = {}
     for one in compiled:
-        for hashing in one.hashing:
-            hashed.update(hashing.digests())
+        hashed.update(one.digests())
     source_files = hash_inputs(sources, hashed)
     known = {f.path for f in source_files}
     header_paths = [p for c in compiled for p in c.depends] + [os.path.abspath(h) for h in headers]

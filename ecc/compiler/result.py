@@ -64,3 +64,10 @@ class Compiled(MutableRecord):
         self.flags = flags
         self.path_map = path_map
         self.hashing = [] if hashing is None else hashing
+
+    def digests(self) -> dict[str, str | None]:
+        """Each input's SHA-256 that ``hashing`` made (None: unreadable); waits for it."""
+        out: dict[str, str | None] = {}
+        for one in self.hashing:
+            out.update(one.digests())
+        return out
